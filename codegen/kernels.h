@@ -1,0 +1,32 @@
+#pragma once
+// The kernel registry: which template implements a kernel, how a variant names its template
+// instantiation, the default tile config, and which keys and configs are legal.
+#include <string>
+#include <vector>
+
+#include "codegen/key.h"
+
+namespace vecattn {
+
+// The kernels with a template today. The tuner and the precompile command walk these.
+const std::vector<KernelKind>& implemented_kernels();
+
+// The template file a kernel lives in, and the C++ name of one instantiation, e.g.
+// "vecattn::pool_kernel<64, 128, vecattn::bf16, 4>" (given to nvrtcAddNameExpression).
+const char* template_file(KernelKind k);
+std::string instantiation(const Variant& v);
+
+// The built-in default config for a key: the last layer of lookup, and the tuner's reference.
+TileConfig default_config(const KernelKey& key);
+
+// Empty when legal; otherwise the reason, naming the field and what is allowed. Checked on the
+// host before any compile (the tuner prunes with it); templates repeat it with static_assert.
+std::string why_invalid(const KernelKey& key);
+std::string why_invalid(const Variant& v);
+// Throws Error(unsupported) with that reason.
+void require_valid(const Variant& v);
+
+// Every legal key of the implemented kernels for an arch (supported head dims, dtypes, Pq...).
+std::vector<KernelKey> all_keys(const std::string& arch);
+
+}  // namespace vecattn

@@ -1,0 +1,160 @@
+#include "runtime/cubin_cache.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "codegen/log.h"
+#include "codegen/nvrtc.h"
+
+namespace vecattn {
+
+const char* origin_name(CubinOrigin o) {
+  switch (o) {
+    case CubinOrigin::memory: return "memory";
+    case CubinOrigin::database: return "database";
+    case CubinOrigin::compiled: return "compiled";
+  }
+  return "?";
+}
+
+CubinCache::CubinCache(std::shared_ptr<cache::Database> db) : db_(std::move(db)) {}
+
+CubinCache& CubinCache::shared() {
+  static CubinCache instance([]() -> std::shared_ptr<cache::Database> {
+    const std::string path = cache::default_database_path();
+    try {
+      return cache::Database::open(path);
+    } catch (const Error& e) {
+      log::warn("{}; compiled kernels will not persist across processes", e.what());
+      return nullptr;
+    }
+  }());
+  return instance;
+}
+
+std::shared_ptr<const CompiledKernel> CubinCache::produce(const Variant& v, bool skip_database, CubinOrigin* origin) {
+  const CompilePlan plan = plan_compile(v);
+  const std::string name = v.str();
+  // Only a cubin from this NVRTC counts; without NVRTC any stored build of the same source does.
+  std::string nvrtc_version;
+  try {
+    nvrtc_version = Nvrtc::get().version();
+  } catch (const Error&) {
+  }
+
+  if (db_ && !skip_database) {
+    try {
+      cache::CubinRow row;
+      switch (db_->get_cubin(name, plan.fingerprint, nvrtc_version, &row)) {
+        case cache::Found::hit: {
+          ++stats_.database_hits;
+          *origin = CubinOrigin::database;
+          auto k = std::make_shared<CompiledKernel>();
+          k->variant = v;
+          k->fingerprint = row.fingerprint;
+          k->nvrtc_version = row.nvrtc_version;
+          k->lowered_name = row.lowered_name;
+          k->cubin = std::move(row.cubin);
+          k->seconds = row.compile_seconds;
+          return k;
+        }
+        case cache::Found::corrupt:
+          ++stats_.corrupt_rows;
+          log::warn("stored cubin of {} in {} is corrupt (size or checksum mismatch); recompiling", name, db_->path());
+          break;
+        case cache::Found::miss: break;
+      }
+    } catch (const Error& e) {
+      ++stats_.database_errors;
+      log::warn("{}; compiling {} instead", e.what(), name);
+    }
+  }
+
+  log::info("compiling {} with NVRTC", name);
+  auto k = std::make_shared<CompiledKernel>(compile(plan));
+  ++stats_.compiles;
+  *origin = CubinOrigin::compiled;
+  log::debug("compiled {} in {:.2f} s ({} bytes)", name, k->seconds, k->cubin.size());
+  if (db_ && !db_->read_only()) {
+    try {
+      db_->put_cubin(cache::CubinRow{name, k->fingerprint, k->nvrtc_version, v.key.arch, library_version(),
+                                     k->lowered_name, k->cubin, k->seconds});
+    } catch (const Error& e) {
+      ++stats_.database_errors;
+      log::warn("{}; {} stays in memory only", e.what(), name);
+    }
+  }
+  return k;
+}
+
+CubinResult CubinCache::get(const Variant& v) {
+  const std::string name = v.str();
+  std::promise<std::shared_ptr<const CompiledKernel>> promise;
+  std::optional<Entry> existing;
+  bool skip_database = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = entries_.find(name); it != entries_.end()) {
+      existing = it->second;
+    } else {
+      entries_.emplace(name, promise.get_future().share());
+      if (auto s = skip_database_.find(name); s != skip_database_.end()) {
+        skip_database = true;
+        skip_database_.erase(s);
+      }
+    }
+  }
+  if (existing) {
+    auto k = existing->get();  // waits for a compile in flight; rethrows its error
+    ++stats_.memory_hits;
+    return {k, CubinOrigin::memory};
+  }
+  CubinOrigin origin = CubinOrigin::compiled;
+  try {
+    auto k = produce(v, skip_database, &origin);
+    promise.set_value(k);
+    return {k, origin};
+  } catch (...) {
+    promise.set_exception(std::current_exception());
+    // A failure is not cached: the next caller tries again (NVRTC may appear, a lock may clear).
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.erase(name);
+    throw;
+  }
+}
+
+void CubinCache::invalidate(const Variant& v) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_.erase(v.str());
+  skip_database_[v.str()] = true;
+}
+
+std::vector<std::optional<Error>> CubinCache::get_many(const std::vector<Variant>& variants, int threads) {
+  if (threads <= 0) {
+    const char* env = std::getenv("VECATTN_COMPILE_THREADS");
+    threads = env ? std::atoi(env) : 0;
+    if (threads <= 0) threads = std::min(8, std::max(1, int(std::thread::hardware_concurrency())));
+  }
+  threads = std::max(1, std::min<int>(threads, int(variants.size())));
+  std::vector<std::optional<Error>> errors(variants.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < variants.size();) {
+      try {
+        get(variants[i]);
+      } catch (const Error& e) {
+        errors[i] = e;
+      } catch (const std::exception& e) {
+        errors[i] = Error(Status::internal, e.what(), {}, variants[i].str());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  return errors;
+}
+
+}  // namespace vecattn

@@ -1,0 +1,44 @@
+#include "runtime/module_cache.h"
+
+#include "codegen/log.h"
+#include "runtime/driver.h"
+
+namespace vecattn {
+
+ModuleCache::~ModuleCache() {
+  if (modules_.empty()) return;
+  const Driver& d = Driver::get();
+  ScopedContext scope(ctx_);
+  for (CUmodule m : modules_) d.cuModuleUnload(m);
+}
+
+const LoadedKernel& ModuleCache::get(const Variant& v) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto it = kernels_.find(v); it != kernels_.end()) return it->second;
+
+  const Driver& d = Driver::get();
+  ScopedContext scope(ctx_);
+  CubinResult cubin = cubins_.get(v);
+  CUmodule module = nullptr;
+  CUresult r = d.cuModuleLoadData(&module, cubin.kernel->cubin.data());
+  if (r != CUDA_SUCCESS && cubin.origin != CubinOrigin::compiled) {
+    // A stored cubin that passed its checksum yet does not load: rebuild it rather than fail.
+    log::warn("the driver refused the cached cubin of {} ({}); recompiling", v.str(), d.error_text(r));
+    cubins_.invalidate(v);
+    cubin = cubins_.get(v);
+    r = d.cuModuleLoadData(&module, cubin.kernel->cubin.data());
+  }
+  d.check(r, "cuModuleLoadData");
+  modules_.push_back(module);
+
+  LoadedKernel k;
+  k.variant = v;
+  k.origin = cubin.origin;
+  d.check(d.cuModuleGetFunction(&k.function, module, cubin.kernel->lowered_name.c_str()), "cuModuleGetFunction");
+  d.check(d.cuFuncGetAttribute(&k.static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k.function), "cuFuncGetAttribute");
+  d.check(d.cuFuncGetAttribute(&k.max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k.function), "cuFuncGetAttribute");
+  log::debug("loaded {} (cubin from {})", v.str(), origin_name(cubin.origin));
+  return kernels_.emplace(v, k).first->second;
+}
+
+}  // namespace vecattn

@@ -1,0 +1,25 @@
+#pragma once
+// The private state of a Runtime, shared by the files that implement its operations.
+#include <cuda.h>
+
+#include <memory>
+
+#include "runtime/device.h"
+#include "runtime/module_cache.h"
+#include "runtime/vecattn.hpp"
+
+namespace vecattn {
+
+struct Runtime::Impl {
+  DeviceInfo device;
+  CUdevice cu_device = 0;
+  CUcontext context = nullptr;         // the device's primary context, retained
+  std::unique_ptr<CubinCache> own_cubins;  // when the options name a database of their own
+  CubinCache* cubins = nullptr;
+  std::unique_ptr<ModuleCache> modules;
+
+  // The loaded kernel of (key, its config) for this device.
+  const LoadedKernel& kernel(const KernelKey& key);
+};
+
+}  // namespace vecattn
