@@ -130,23 +130,23 @@ void CubinCache::invalidate(const Variant& v) {
   skip_database_[v.str()] = true;
 }
 
-std::vector<std::optional<Error>> CubinCache::get_many(const std::vector<Variant>& variants, int threads) {
+std::vector<CubinCache::Outcome> CubinCache::get_many(const std::vector<Variant>& variants, int threads) {
   if (threads <= 0) {
     const char* env = std::getenv("VECATTN_COMPILE_THREADS");
     threads = env ? std::atoi(env) : 0;
     if (threads <= 0) threads = std::min(8, std::max(1, int(std::thread::hardware_concurrency())));
   }
   threads = std::max(1, std::min<int>(threads, int(variants.size())));
-  std::vector<std::optional<Error>> errors(variants.size());
+  std::vector<Outcome> out(variants.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < variants.size();) {
       try {
-        get(variants[i]);
+        out[i].result = get(variants[i]);
       } catch (const Error& e) {
-        errors[i] = e;
+        out[i].error = e;
       } catch (const std::exception& e) {
-        errors[i] = Error(Status::internal, e.what(), {}, variants[i].str());
+        out[i].error = Error(Status::internal, e.what(), {}, variants[i].str());
       }
     }
   };
@@ -154,7 +154,7 @@ std::vector<std::optional<Error>> CubinCache::get_many(const std::vector<Variant
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
-  return errors;
+  return out;
 }
 
 }  // namespace vecattn

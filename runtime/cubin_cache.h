@@ -41,8 +41,12 @@ class CubinCache {
 
   // Compiles (or finds) many variants with up to `threads` NVRTC instances at once (each takes a
   // few hundred MB). threads <= 0: $VECATTN_COMPILE_THREADS, else min(cores, 8). Returns, per
-  // variant, the error that stopped it, if any.
-  std::vector<std::optional<Error>> get_many(const std::vector<Variant>& variants, int threads = 0);
+  // variant, where it came from or the error that stopped it.
+  struct Outcome {
+    std::optional<Error> error;
+    CubinResult result;
+  };
+  std::vector<Outcome> get_many(const std::vector<Variant>& variants, int threads = 0);
 
   cache::Database* database() const { return db_.get(); }
 

@@ -65,9 +65,11 @@ int run(const Args& a) {
 
   CubinCache cubins(db);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto errors = cubins.get_many(variants, a.threads);
+  const auto outcomes = cubins.get_many(variants, a.threads);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // On a GPU each module is then loaded through a runtime over the same database: what a
+  // second process pays for a kernel it finds in the cache.
   std::unique_ptr<Runtime> rt;
   if (dev) {
     RuntimeOptions o;
@@ -76,25 +78,28 @@ int run(const Args& a) {
     rt = std::make_unique<Runtime>(o);
   }
   int failed = 0;
-  std::printf("%-48s %-10s %s\n", "variant", "cubin", dev ? "loaded" : "");
+  std::printf("%-44s %-9s %10s %10s\n", "variant", "cubin", "nvrtc s", dev ? "load ms" : "");
   for (size_t i = 0; i < variants.size(); ++i) {
-    std::string status = "ok";
-    std::string loaded;
-    if (errors[i]) {
+    const auto& o = outcomes[i];
+    std::string load;
+    if (o.error) {
       ++failed;
-      status = "FAILED";
-      std::fprintf(stderr, "%s: %s\n%s\n", variants[i].str().c_str(), errors[i]->what(), errors[i]->detail().c_str());
+      std::fprintf(stderr, "%s: %s\n%s\n", variants[i].str().c_str(), o.error->what(), o.error->detail().c_str());
     } else if (rt) {
       try {
+        const auto l0 = std::chrono::steady_clock::now();
         rt->preload(variants[i]);
-        loaded = "yes";
+        load = fmt::format("{:.2f}", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - l0).count());
       } catch (const Error& e) {
         ++failed;
-        loaded = "FAILED";
+        load = "FAILED";
         std::fprintf(stderr, "%s: %s\n", variants[i].str().c_str(), e.what());
       }
     }
-    std::printf("%-48s %-10s %s\n", variants[i].str().c_str(), status.c_str(), loaded.c_str());
+    const std::string origin = o.error ? "FAILED" : origin_name(o.result.origin);
+    const std::string nvrtc_s =
+        !o.error && o.result.origin == CubinOrigin::compiled ? fmt::format("{:.3f}", o.result.kernel->seconds) : "-";
+    std::printf("%-44s %-9s %10s %10s\n", variants[i].str().c_str(), origin.c_str(), nvrtc_s.c_str(), load.c_str());
   }
   const auto& s = cubins.stats();
   std::printf("\n%zu variants in %.1f s: %ld compiled, %ld from the cache, %d failed\n", variants.size(), seconds,

@@ -1,0 +1,64 @@
+// The loaders fail cleanly: run the real tool in a child process with libcuda or NVRTC pointed at
+// something that is not there (each process opens them once, so this needs a fresh process).
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "temp_dir.h"
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;
+};
+
+Result run(const std::string& env, const std::string& args) {
+  const std::string cmd = env + " " VECATTN_TUNE_PATH " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("no libcuda: the tool says what is missing and exits 2", "[loader]") {
+  Result r = run("VECATTN_LIBCUDA=/nonexistent/libcuda.so.1", "");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("no CUDA driver: /nonexistent/libcuda.so.1 could not be opened"));
+  CHECK_THAT(r.output, Catch::Contains("--arch sm_90a"));
+}
+
+TEST_CASE("a library that is not the CUDA driver is refused by name", "[loader]") {
+  Result r = run("VECATTN_LIBCUDA=libm.so.6", "");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("lacks cuGetProcAddress_v2"));
+}
+
+TEST_CASE("no NVRTC: compiling says what is missing", "[loader]") {
+  vecattn::test::TempDir dir;
+  Result r = run("VECATTN_NVRTC=/nonexistent/libnvrtc.so.13", "--arch sm_90a --db " + dir.file("c.sqlite"));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("NVRTC (libnvrtc.so.13) could not be opened"));
+  CHECK_THAT(r.output, Catch::Contains("/nonexistent/libnvrtc.so.13"));
+}
+
+TEST_CASE("bad flags are named", "[loader][cli]") {
+  Result r = run("", "--arch sm_70 --list");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("needs sm_80 or newer"));
+  r = run("", "--no-such-flag");
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.output, Catch::Contains("--no-such-flag"));
+  r = run("", "--arch sm_90a --list");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("pool/pq64-d128-bf16-sm_90a+w4"));
+}

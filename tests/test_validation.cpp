@@ -1,0 +1,53 @@
+// Argument checks that need no GPU: each names the argument and what is allowed.
+#include <catch2/catch.hpp>
+
+#include "codegen/error.h"
+#include "runtime/validate.h"
+
+using namespace vecattn;
+
+namespace {
+
+std::string why(const Tensor& t) {
+  try {
+    check_tensor(t, "q");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::invalid_argument);
+    return e.what();
+  }
+  return "accepted";
+}
+
+void* aligned() { return reinterpret_cast<void*>(uintptr_t(0x10000)); }
+
+}  // namespace
+
+TEST_CASE("tensor checks", "[validation]") {
+  CHECK(why(Tensor::bhsd(aligned(), DType::bf16, 1, 2, 3, 128)) == "accepted");
+  CHECK(why(Tensor::bshd(aligned(), DType::bf16, 1, 3, 2, 128)) == "accepted");
+  CHECK(why(Tensor::bhsd(nullptr, DType::bf16, 1, 2, 3, 128)) == "q: data pointer is null");
+  CHECK_THAT(why(Tensor::bhsd(reinterpret_cast<void*>(uintptr_t(0x10002)), DType::bf16, 1, 2, 3, 128)),
+             Catch::Contains("not 16-byte aligned"));
+  CHECK_THAT(why(Tensor::bhsd(aligned(), DType::bf16, 1, 2, 0, 128)), Catch::Contains("seq_len is 0"));
+  Tensor t = Tensor::bhsd(aligned(), DType::bf16, 1, 2, 3, 128);
+  t.stride[3] = 2;
+  CHECK_THAT(why(t), Catch::Contains("head_dim stride is 2; it must be 1"));
+  t = Tensor::bhsd(aligned(), DType::bf16, 1, 2, 3, 128);
+  t.stride[2] = 130;
+  CHECK_THAT(why(t), Catch::Contains("seq_len stride 130 is not a multiple of 8"));
+}
+
+TEST_CASE("shape, dtype and aliasing checks", "[validation]") {
+  Tensor q = Tensor::bhsd(aligned(), DType::bf16, 2, 4, 100, 128);
+  const int64_t pooled[4] = {2, 4, 2, 128};
+  Tensor out = Tensor::bhsd(reinterpret_cast<void*>(uintptr_t(0x1000000)), DType::bf16, 2, 4, 2, 128);
+  CHECK_NOTHROW(check_shape(out, "out", pooled, "q pooled"));
+  Tensor wrong = Tensor::bhsd(out.data, DType::bf16, 2, 4, 3, 128);
+  CHECK_THROWS_WITH(check_shape(wrong, "out", pooled, "q pooled"),
+                    Catch::Contains("out: shape [2, 4, 3, 128] does not match q pooled: expected [2, 4, 2, 128]"));
+  Tensor half = Tensor::bhsd(out.data, DType::fp16, 2, 4, 2, 128);
+  CHECK_THROWS_WITH(check_same_dtype(q, "q", half, "out"), "q is bf16 but out is fp16: they must have the same dtype");
+  CHECK_NOTHROW(check_no_overlap(out, "out", q, "q"));
+  Tensor inside = Tensor::bhsd(static_cast<char*>(q.data) + 4096, DType::bf16, 2, 4, 2, 128);
+  CHECK_THROWS_WITH(check_no_overlap(inside, "out", q, "q"), Catch::Contains("out overlaps q"));
+}
