@@ -15,17 +15,18 @@ gpu_rc=${PIPESTATUS[0]}
 
 echo "== compute-sanitizer memcheck / racecheck (pool)"
 for tool in memcheck racecheck; do
-  compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/vecattn_gpu_tests" "pool matches*" >"$OUT/san_$tool.log" 2>&1
+  compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/vecattn_gpu_tests" "[pool]" >"$OUT/san_$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_$tool.log" | tail -1)"
 done
 
 echo "== cold start (empty cache, one NVRTC at a time) and warm start (a second process)"
 export VECATTN_CACHE_DIR=$(mktemp -d)
 export VECATTN_LOG_LEVEL=warn
-s=$(date +%s.%N); "$BIN/vecattn-tune" --threads 1 >"$OUT/cold.txt"; cold_rc=$?; e=$(date +%s.%N)
-echo "cold process: rc=$cold_rc $(echo "$e - $s" | bc) s"
-s=$(date +%s.%N); "$BIN/vecattn-tune" >"$OUT/warm.txt"; warm_rc=$?; e=$(date +%s.%N)
-echo "warm process: rc=$warm_rc $(echo "$e - $s" | bc) s"
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+s=$(ms); "$BIN/vecattn-tune" --threads 1 >"$OUT/cold.txt"; cold_rc=$?; e=$(ms)
+echo "cold process: rc=$cold_rc $((e - s)) ms"
+s=$(ms); "$BIN/vecattn-tune" >"$OUT/warm.txt"; warm_rc=$?; e=$(ms)
+echo "warm process: rc=$warm_rc $((e - s)) ms"
 echo "-- cold"; grep -E "variant|pool/pq64-d128-bf16-sm_90a\+w4|variants in" "$OUT/cold.txt"
 echo "-- warm"; grep -E "variant|pool/pq64-d128-bf16-sm_90a\+w4|variants in" "$OUT/warm.txt"
 echo "gpu tests rc=$gpu_rc"

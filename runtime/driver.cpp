@@ -38,13 +38,23 @@ LoadResult load() {
   auto d = std::make_unique<Driver>();
   d->path = name;
   std::string missing;
-  auto bind = [&](auto& fn, const char* sym) {
+  // `expanded` is the name after cuda.h's macros (cuMemAlloc -> cuMemAlloc_v2,
+  // cuGraphInstantiate -> cuGraphInstantiateWithFlags): the prototype our pointer type has.
+  // cuGetProcAddress takes the base name and picks the ABI of that name at CUDA_VERSION.
+  auto bind = [&](auto& fn, std::string expanded) {
+    auto v = expanded.rfind("_v");
+    if (v != std::string::npos && v + 2 < expanded.size() &&
+        expanded.find_first_not_of("0123456789", v + 2) == std::string::npos)
+      expanded.resize(v);
+    const char* sym = expanded.c_str();
     void* p = nullptr;
     CUdriverProcAddressQueryResult q{};
     if (get_proc(sym, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &q) != CUDA_SUCCESS || !p) missing += fmt::format(" {}", sym);
     fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
   };
-#define VECATTN_BIND(name) bind(d->name, #name)
+#define VECATTN_STRINGIZE(x) #x
+#define VECATTN_EXPANDED_NAME(x) VECATTN_STRINGIZE(x)
+#define VECATTN_BIND(name) bind(d->name, VECATTN_EXPANDED_NAME(name))
   VECATTN_BIND(cuGetErrorName);
   VECATTN_BIND(cuGetErrorString);
   VECATTN_BIND(cuInit);
@@ -87,6 +97,8 @@ LoadResult load() {
   VECATTN_BIND(cuEventSynchronize);
   VECATTN_BIND(cuEventElapsedTime);
 #undef VECATTN_BIND
+#undef VECATTN_EXPANDED_NAME
+#undef VECATTN_STRINGIZE
   if (!missing.empty()) {
     res.status = Status::no_driver;
     res.why = fmt::format("the CUDA driver at {} lacks entry points:{}", name, missing);

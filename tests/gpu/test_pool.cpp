@@ -91,6 +91,7 @@ int check_case(Runtime& rt, const Case& c, std::mt19937& rng) {
 }  // namespace
 
 TEST_CASE("pool matches the CPU reference over dtype x D x Pq x S x layout", "[gpu][pool]") {
+  test::TestContext ctx;
   RuntimeOptions o;
   o.persist = false;
   Runtime rt(o);
@@ -110,6 +111,7 @@ TEST_CASE("pool matches the CPU reference over dtype x D x Pq x S x layout", "[g
 }
 
 TEST_CASE("pool rejects bad arguments before launching", "[gpu][pool][validation]") {
+  test::TestContext ctx;
   RuntimeOptions o;
   o.persist = false;
   Runtime rt(o);
@@ -126,4 +128,41 @@ TEST_CASE("pool rejects bad arguments before launching", "[gpu][pool][validation
   CHECK_THROWS_WITH(rt.pool(tq, aliased, 64, nullptr), Catch::Contains("out overlaps q"));
   Tensor half = Tensor::bhsd(out.get(), DType::fp16, 2, 2, 2, 128);
   CHECK_THROWS_WITH(rt.pool(tq, half, 64, nullptr), "q is bf16 but out is fp16: they must have the same dtype");
+}
+
+// A warm launch neither allocates nor synchronizes: it can be captured into a CUDA graph and
+// replayed, and the replay computes the same result.
+TEST_CASE("pool launches can be captured in a CUDA graph and replayed", "[gpu][pool][graph]") {
+  test::TestContext ctx;
+  const Driver& d = Driver::get();
+  RuntimeOptions o;
+  o.persist = false;
+  Runtime rt(o);
+  const int64_t B = 1, H = 4, S = 1000, D = 128, nq = (S + 63) / 64;
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<uint16_t> host(size_t(B * H * S * D));
+  for (auto& h : host) h = ref::to_bits(DType::bf16, normal(rng));
+  test::DeviceBuffer q(host.size() * 2), out(size_t(B * H * nq * D) * 2);
+  q.upload(host);
+  Tensor tq = Tensor::bhsd(q.get(), DType::bf16, B, H, S, D);
+  Tensor tout = Tensor::bhsd(out.get(), DType::bf16, B, H, nq, D);
+  rt.pool(tq, tout, 64, nullptr);  // warm: the module is loaded before capture
+  const auto eager = out.download<uint16_t>();
+
+  CUstream stream;
+  d.check(d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  d.check(d.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL), "cuStreamBeginCapture");
+  rt.pool(tq, tout, 64, reinterpret_cast<Stream>(stream));
+  CUgraph graph;
+  d.check(d.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
+  CUgraphExec exec;
+  d.check(d.cuGraphInstantiate(&exec, graph, 0), "cuGraphInstantiate");
+  out.poison();
+  d.check(d.cuGraphLaunch(exec, stream), "cuGraphLaunch");
+  d.check(d.cuStreamSynchronize(stream), "cuStreamSynchronize");
+  CHECK(out.download<uint16_t>() == eager);
+  d.cuGraphExecDestroy(exec);
+  d.cuGraphDestroy(graph);
+  d.cuStreamDestroy(stream);
 }
