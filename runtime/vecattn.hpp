@@ -8,8 +8,11 @@
 //
 // Errors are vecattn::Error (a std::runtime_error) with a Status and, for compile failures,
 // the NVRTC log in detail().
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "codegen/error.h"
 #include "codegen/key.h"
@@ -23,6 +26,44 @@ namespace vecattn {
 
 // A CUDA stream: CUstream and cudaStream_t are both this type. nullptr is the legacy stream.
 using Stream = CUstream_st*;
+
+// VecAttention parameters (DESIGN §2), named as in the original VecAttention_prefill.
+struct PrefillParams {
+  int pq = 64;              // q_pooling_size: query rows pooled into one vector (64, 128)
+  int bk = 16;              // k_local_size: key tile of selection (16, 32, 64)
+  int gk = 16;              // group_k_block: tiles per selection group (power of two, 1..128)
+  bool causal = true;
+  float threshold = 0.9f;   // MinP threshold in (0, 1], used when `thresholds` is null
+  const float* thresholds = nullptr;  // host array, one per q head (Hq values), or null
+  int64_t num_thresholds = 0;
+  // Query rows [0, dense_prefix) attend densely (text tokens before a vision span).
+  int64_t dense_prefix = 0;
+};
+
+// What a prefill did, when asked for (asking costs a host synchronization at the end).
+struct PrefillStats {
+  std::vector<double> density;   // per q head: mean over rows of |attended| / |visible|
+  double sparsity = 0;           // 1 - mean density over every row of every head and batch
+  float pool_ms = 0, select_ms = 0, attend_ms = 0;
+  int chunks = 0;                // (batch, head) chunks the workspace budget led to
+};
+
+// The selection of DESIGN §2.3 as a bitmask: bit (j % 64) of word [b, h, i, j / 64] is set
+// iff key j is selected for query block i of head h. Bits outside the candidates are 0.
+struct Selection {
+  void* data = nullptr;          // device memory of bytes(B, Hq, S, pq) bytes
+  static int64_t words_per_row(int64_t seq_len) { return (seq_len + 63) / 64; }
+  static int64_t bytes(int64_t batch, int64_t heads, int64_t seq_len, int pq) {
+    return batch * heads * ((seq_len + pq - 1) / pq) * words_per_row(seq_len) * 8;
+  }
+};
+
+// Device scratch the caller owns. Any size of at least workspace_min_bytes works: a smaller
+// one only means more (batch, head) chunks; results never depend on chunking.
+struct Workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
 
 struct RuntimeOptions {
   int device = 0;
@@ -47,6 +88,26 @@ class Runtime {
   // DESIGN §2.1. q: [B, H, S, D]; out: [B, H, ceil(S / pq), D], same dtype. pq 64 or 128,
   // D 64 or 128. Enqueued on `stream`; returns without waiting.
   void pool(const Tensor& q, const Tensor& out, int pq, Stream stream = nullptr);
+
+  // VecAttention prefill (DESIGN §2): pool, select, sparse attention. q: [B, Hq, S, D];
+  // k, v: [B, Hkv, S, D] with Hq % Hkv == 0; out like q. Any strides with a unit innermost one.
+  // With a workspace given, the call allocates nothing and never synchronizes (graph capture
+  // works); without one, the runtime owns one (allocated or grown on first need).
+  void prefill(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const PrefillParams& params,
+               Stream stream = nullptr, Workspace workspace = {}, PrefillStats* stats = nullptr);
+
+  // Workspace for prefill: the size that processes every (batch, head) at once, capped by the
+  // budget (default 2.5 GiB, or $VECATTN_WORKSPACE_MB), and the least that works at all.
+  size_t workspace_size(const Tensor& q, const Tensor& k, const PrefillParams& params) const;
+  size_t workspace_min_bytes(const Tensor& q, const Tensor& k, const PrefillParams& params) const;
+
+  // The selection alone (pool + select), into a caller's bitmask (see Selection).
+  void select(const Tensor& q, const Tensor& k, const PrefillParams& params, Selection out, Stream stream = nullptr,
+              Workspace workspace = {});
+
+  // Dense attention (causal or not): the baseline and the path for a dense prefix.
+  void dense(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, bool causal,
+             Stream stream = nullptr);
 
   // Loads a variant (from memory, the cache database, or NVRTC) so that its first launch
   // pays nothing; returns where it came from.
