@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "codegen/error.h"
 
 namespace vecattn {
@@ -9,12 +11,23 @@ namespace {
 
 constexpr int kHeadDims[] = {64, 128};
 constexpr int kPoolSizes[] = {64, 128};
+constexpr int kKeyTiles[] = {16, 32, 64};
+constexpr int kGroupTiles[] = {1, 2, 4, 8, 16, 32, 64, 128};
 constexpr DType kDTypes[] = {DType::fp16, DType::bf16};
+constexpr int kAttnKeyTiles[] = {32, 64, 128};
 
 // Default tile configs, with the reason beside each; the tuner overrides them per GPU.
 // pool: 4 warps = 128 threads = 8 (d128) or 16 (d64) rows in flight per CTA; a CTA moves only
 // Pq*D*2 bytes (16 KiB at Pq=64, d128), so wider CTAs buy nothing and cut the grid's occupancy.
 constexpr TileConfig kPoolDefault{0, 4, 0, AttnPath::mma};
+// select: 64 pooled rows (4 warps of 16) per CTA read K once per 64 rows; two K stages hide
+// the load of the next 64 keys behind the mma of this one. 64 KiB of shared memory at d128.
+constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
+// sparse_attn: one query block per CTA (Pq / 16 warps, fixed by the key), 64-key tiles (the
+// FA2 choice at d128: S and O fragments fit the registers), double-buffered gathers.
+constexpr int kAttnDefaultKeys = 64;
+// dense_attn: 64 query rows (4 warps), 64-key tiles, as FA2 at d128.
+constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
 
 bool contains(const int* begin, const int* end, int v) {
   for (auto p = begin; p != end; ++p)
@@ -31,15 +44,19 @@ std::string list(const int* begin, const int* end) {
 }  // namespace
 
 const std::vector<KernelKind>& implemented_kernels() {
-  static const std::vector<KernelKind> k = {KernelKind::pool};
+  static const std::vector<KernelKind> k = {KernelKind::pool, KernelKind::select, KernelKind::sparse_attn,
+                                            KernelKind::dense_attn};
   return k;
 }
 
 const char* template_file(KernelKind k) {
   switch (k) {
     case KernelKind::pool: return "pool.cuh";
-    default: return nullptr;
+    case KernelKind::select: return "select.cuh";
+    case KernelKind::sparse_attn:
+    case KernelKind::dense_attn: return "attention.cuh";
   }
+  return nullptr;
 }
 
 std::string instantiation(const Variant& v) {
@@ -48,15 +65,26 @@ std::string instantiation(const Variant& v) {
     case KernelKind::pool:
       return fmt::format("vecattn::pool_kernel<{}, {}, vecattn::{}, {}>", k.pq, k.head_dim, dtype_name(k.dtype),
                          v.config.warps);
-    default: throw Error(Status::unsupported, fmt::format("kernel {} has no template yet", kernel_name(k.kernel)));
+    case KernelKind::select:
+      return fmt::format("vecattn::select_kernel<{}, {}, {}, {}, vecattn::{}, {}, {}, {}>", k.pq, k.bk, k.gk, k.head_dim,
+                         dtype_name(k.dtype), v.config.rows, v.config.stages, k.causal);
+    case KernelKind::sparse_attn:
+    case KernelKind::dense_attn:
+      return fmt::format("vecattn::attn_kernel<{}, vecattn::{}, {}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
+                         v.config.warps * 16, v.config.rows, v.config.stages, k.causal,
+                         k.kernel == KernelKind::sparse_attn ? k.pq : 0);
   }
+  throw Error(Status::internal, "unknown kernel kind");
 }
 
 TileConfig default_config(const KernelKey& key) {
   switch (key.kernel) {
     case KernelKind::pool: return kPoolDefault;
-    default: throw Error(Status::unsupported, fmt::format("kernel {} has no template yet", kernel_name(key.kernel)));
+    case KernelKind::select: return kSelectDefault;
+    case KernelKind::sparse_attn: return TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
+    case KernelKind::dense_attn: return kDenseDefault;
   }
+  throw Error(Status::internal, "unknown kernel kind");
 }
 
 std::string why_invalid(const KernelKey& k) {
@@ -70,8 +98,15 @@ std::string why_invalid(const KernelKey& k) {
   } catch (const Error& e) {
     return e.what();
   }
-  if (key_fields(k.kernel).pq && !contains(std::begin(kPoolSizes), std::end(kPoolSizes), k.pq))
+  const KeyFields f = key_fields(k.kernel);
+  if (f.pq && !contains(std::begin(kPoolSizes), std::end(kPoolSizes), k.pq))
     return fmt::format("Pq {} is not supported: use {}", k.pq, list(std::begin(kPoolSizes), std::end(kPoolSizes)));
+  if (f.bk && !contains(std::begin(kKeyTiles), std::end(kKeyTiles), k.bk))
+    return fmt::format("Bk {} is not supported: use {}", k.bk, list(std::begin(kKeyTiles), std::end(kKeyTiles)));
+  if (f.gk && !contains(std::begin(kGroupTiles), std::end(kGroupTiles), k.gk))
+    return fmt::format("Gk {} is not supported: use {}", k.gk, list(std::begin(kGroupTiles), std::end(kGroupTiles)));
+  if (f.causal && k.causal && f.bk && k.pq % k.bk != 0)
+    return fmt::format("causal selection needs Pq % Bk == 0 (Pq {}, Bk {})", k.pq, k.bk);
   if (k.canonical() != k) return fmt::format("key fields unused by {} must be zero", kernel_name(k.kernel));
   return {};
 }
@@ -92,8 +127,41 @@ std::string why_invalid(const Variant& v) {
         return fmt::format("pool with {} warps has more row groups than Pq={} rows", c.warps, v.key.pq);
       return {};
     }
-    default: return fmt::format("kernel {} is not implemented yet", kernel_name(v.key.kernel));
+    case KernelKind::select:
+      // Mirrors the static_asserts of select.cuh.
+      if (c.rows < 16 || c.rows > 128 || c.rows % 16)
+        return fmt::format("select rows per CTA {} is not supported: use 16..128 in steps of 16", c.rows);
+      if (c.warps != c.rows / 16) return fmt::format("select with {} rows runs {} warps, not {}", c.rows, c.rows / 16, c.warps);
+      if (c.stages < 2 || c.stages > 4) return fmt::format("select stages {} is not supported: use 2..4", c.stages);
+      return {};
+    case KernelKind::sparse_attn:
+    case KernelKind::dense_attn: {
+      const bool sparse = v.key.kernel == KernelKind::sparse_attn;
+      if (c.path != AttnPath::mma) return "the wgmma path is not implemented yet: use mma";
+      if (!contains(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles), c.rows))
+        return fmt::format("attention keys per tile {} is not supported: use {}", c.rows,
+                           list(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles)));
+      if (sparse && c.warps * 16 != v.key.pq)
+        return fmt::format("sparse attention runs one query block per CTA: Pq {} needs {} warps, not {}", v.key.pq,
+                           v.key.pq / 16, c.warps);
+      if (!sparse && c.warps != 4 && c.warps != 8) return fmt::format("dense attention warps {} is not supported: use 4 or 8", c.warps);
+      if (c.rows > c.warps * 32) return fmt::format("attention keys per tile {} exceeds the {} threads", c.rows, c.warps * 32);
+      if (c.stages != 2) return fmt::format("attention stages {} is not supported: use 2", c.stages);
+      return {};
+    }
   }
+  return "unknown kernel";
+}
+
+int dynamic_smem_bytes(const Variant& v) {
+  const TileConfig& c = v.config;
+  switch (v.key.kernel) {
+    case KernelKind::pool: return 0;
+    case KernelKind::select: return select_smem_bytes(c.rows, v.key.head_dim, c.stages);
+    case KernelKind::sparse_attn:
+    case KernelKind::dense_attn: return attn_smem_bytes(c.warps * 16, c.rows, v.key.head_dim, c.stages);
+  }
+  return 0;
 }
 
 void require_valid(const Variant& v) {
@@ -102,12 +170,37 @@ void require_valid(const Variant& v) {
 
 std::vector<KernelKey> all_keys(const std::string& arch) {
   std::vector<KernelKey> keys;
-  for (auto kind : implemented_kernels()) {
-    if (kind != KernelKind::pool) continue;
-    for (int pq : kPoolSizes)
-      for (int d : kHeadDims)
-        for (DType t : kDTypes) keys.push_back(KernelKey{kind, pq, 0, 0, d, t, arch, false});
-  }
+  for (DType t : kDTypes)
+    for (int d : kHeadDims) {
+      for (bool causal : {false, true}) keys.push_back(KernelKey{KernelKind::dense_attn, 0, 0, 0, d, t, arch, causal});
+      for (int pq : kPoolSizes) {
+        keys.push_back(KernelKey{KernelKind::pool, pq, 0, 0, d, t, arch, false});
+        for (auto kind : {KernelKind::select, KernelKind::sparse_attn})
+          for (int bk : kKeyTiles)
+            for (int gk : kGroupTiles)
+              for (bool causal : {false, true}) keys.push_back(KernelKey{kind, pq, bk, gk, d, t, arch, causal});
+      }
+    }
+  return keys;
+}
+
+std::vector<KernelKey> coverage_keys(const std::string& arch) {
+  std::vector<KernelKey> keys;
+  auto add = [&](KernelKey k) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  };
+  for (DType t : kDTypes)
+    for (int d : kHeadDims)
+      for (bool causal : {false, true}) {
+        add(KernelKey{KernelKind::dense_attn, 0, 0, 0, d, t, arch, causal});
+        for (int pq : kPoolSizes) {
+          add(KernelKey{KernelKind::pool, pq, 0, 0, d, t, arch, false});
+          for (auto kind : {KernelKind::select, KernelKind::sparse_attn}) add(KernelKey{kind, pq, 16, 16, d, t, arch, causal});
+        }
+      }
+  // Every Bk and Gk once, on one base key.
+  for (int bk : kKeyTiles) add(KernelKey{KernelKind::select, 64, bk, 16, 128, DType::bf16, arch, true});
+  for (int gk : kGroupTiles) add(KernelKey{KernelKind::select, 64, 16, gk, 128, DType::bf16, arch, true});
   return keys;
 }
 

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "templates/params.h"
+
 #include "codegen/key.h"
 
 namespace vecattn {
@@ -28,5 +30,13 @@ void require_valid(const Variant& v);
 
 // Every legal key of the implemented kernels for an arch (supported head dims, dtypes, Pq...).
 std::vector<KernelKey> all_keys(const std::string& arch);
+
+// A small set of keys that still gives every template parameter each of its values at least
+// once: what CI compiles for every arch (the full product is hundreds of variants).
+std::vector<KernelKey> coverage_keys(const std::string& arch);
+
+// Dynamic shared memory a variant launches with (0: static only). Shared by the launch and the
+// legality check against a device's limit.
+int dynamic_smem_bytes(const Variant& v);
 
 }  // namespace vecattn

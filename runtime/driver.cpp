@@ -69,6 +69,7 @@ LoadResult load() {
   VECATTN_BIND(cuCtxPushCurrent);
   VECATTN_BIND(cuCtxPopCurrent);
   VECATTN_BIND(cuCtxSynchronize);
+  VECATTN_BIND(cuCtxGetDevice);
   VECATTN_BIND(cuModuleLoadData);
   VECATTN_BIND(cuModuleUnload);
   VECATTN_BIND(cuModuleGetFunction);
@@ -80,6 +81,7 @@ LoadResult load() {
   VECATTN_BIND(cuMemGetInfo);
   VECATTN_BIND(cuMemcpyHtoD);
   VECATTN_BIND(cuMemcpyDtoH);
+  VECATTN_BIND(cuMemcpyDtoHAsync);
   VECATTN_BIND(cuMemsetD8);
   VECATTN_BIND(cuMemsetD8Async);
   VECATTN_BIND(cuStreamCreate);

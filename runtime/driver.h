@@ -38,6 +38,7 @@ class Driver {
   VECATTN_CU_FN(cuCtxPushCurrent);
   VECATTN_CU_FN(cuCtxPopCurrent);
   VECATTN_CU_FN(cuCtxSynchronize);
+  VECATTN_CU_FN(cuCtxGetDevice);
   VECATTN_CU_FN(cuModuleLoadData);
   VECATTN_CU_FN(cuModuleUnload);
   VECATTN_CU_FN(cuModuleGetFunction);
@@ -49,6 +50,7 @@ class Driver {
   VECATTN_CU_FN(cuMemGetInfo);
   VECATTN_CU_FN(cuMemcpyHtoD);
   VECATTN_CU_FN(cuMemcpyDtoH);
+  VECATTN_CU_FN(cuMemcpyDtoHAsync);
   VECATTN_CU_FN(cuMemsetD8);
   VECATTN_CU_FN(cuMemsetD8Async);
   VECATTN_CU_FN(cuStreamCreate);

@@ -1,5 +1,8 @@
 #include "runtime/module_cache.h"
 
+#include <fmt/format.h>
+
+#include "codegen/kernels.h"
 #include "codegen/log.h"
 #include "runtime/driver.h"
 
@@ -37,6 +40,21 @@ const LoadedKernel& ModuleCache::get(const Variant& v) {
   d.check(d.cuModuleGetFunction(&k.function, module, cubin.kernel->lowered_name.c_str()), "cuModuleGetFunction");
   d.check(d.cuFuncGetAttribute(&k.static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k.function), "cuFuncGetAttribute");
   d.check(d.cuFuncGetAttribute(&k.max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k.function), "cuFuncGetAttribute");
+  k.dynamic_smem = dynamic_smem_bytes(v);
+  if (k.dynamic_smem > 48 * 1024) {
+    int optin = 0;
+    CUdevice dev;
+    d.check(d.cuCtxGetDevice(&dev), "cuCtxGetDevice");
+    d.check(d.cuDeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev),
+            "cuDeviceGetAttribute");
+    if (k.static_smem + k.dynamic_smem > optin)
+      throw Error(Status::unsupported,
+                  fmt::format("{} needs {} bytes of shared memory; this device allows {} per block: choose a smaller "
+                              "tile config", v.str(), k.static_smem + k.dynamic_smem, optin),
+                  {}, v.str());
+    d.check(d.cuFuncSetAttribute(k.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k.dynamic_smem),
+            "cuFuncSetAttribute");
+  }
   log::debug("loaded {} (cubin from {})", v.str(), origin_name(cubin.origin));
   return kernels_.emplace(v, k).first->second;
 }

@@ -16,6 +16,7 @@ struct LoadedKernel {
   Variant variant;
   CubinOrigin origin = CubinOrigin::compiled;   // where the cubin came from on first load
   int static_smem = 0;
+  int dynamic_smem = 0;   // launched with this much; the attribute is raised past 48 KiB
   int max_threads = 0;
 };
 

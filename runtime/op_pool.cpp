@@ -21,9 +21,9 @@ void Runtime::pool(const Tensor& q, const Tensor& out, int pq, Stream stream) {
   const int64_t expected[4] = {q.batch(), q.heads(), pooled, q.head_dim()};
   check_shape(out, "out", expected, fmt::format("q pooled by Pq={}", pq).c_str());
   check_no_overlap(out, "out", q, "q");
-  if (q.batch() > 65535 || q.heads() > 65535)
-    throw Error(Status::invalid_argument, fmt::format("q: batch {} and heads {} must each be at most 65535",
-                                                      q.batch(), q.heads()));
+  if (q.batch() * q.heads() > 65535)
+    throw Error(Status::invalid_argument, fmt::format("q: batch {} x heads {} must be at most 65535", q.batch(),
+                                                      q.heads()));
 
   const LoadedKernel& kern = impl_->kernel(k);
   PoolParams p{};
@@ -35,10 +35,13 @@ void Runtime::pool(const Tensor& q, const Tensor& out, int pq, Stream stream) {
   p.out_stride_b = out.stride[0];
   p.out_stride_h = out.stride[1];
   p.out_stride_s = out.stride[2];
+  p.out_origin = 0;
+  p.unit_begin = 0;
+  p.heads = int(q.heads());
   p.seq_len = int(seq);
   p.num_pooled = int(pooled);
   ScopedContext scope(impl_->context);
-  launch(kern, Dim3{unsigned(pooled), unsigned(q.heads()), unsigned(q.batch())},
+  launch(kern, Dim3{unsigned(pooled), unsigned(q.batch() * q.heads())},
          Dim3{unsigned(kern.variant.config.warps * 32)}, 0, stream, p);
 }
 

@@ -7,6 +7,7 @@
 
 #include "codegen/error.h"
 #include "runtime/validate.h"
+#include "templates/params.h"
 
 namespace vecattn {
 namespace {
@@ -49,11 +50,14 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor* v, const Tensor* 
     if (v) check_no_overlap(*out, "out", *v, "v");
   }
   if (q.batch() > 65535) bad(fmt::format("q: batch {} is over 65535", q.batch()));
+  if (q.heads() > kMaxQHeads) unsupported(fmt::format("q has {} heads: at most {} are supported", q.heads(), kMaxQHeads));
 }
 
 }  // namespace
 
-int64_t PrefillPlan::bytes_per_unit() const { return align_up(pooled_bytes_per_unit()) + align_up(mask_bytes_per_unit()); }
+int64_t PrefillPlan::chunk_bytes(int64_t n) const {
+  return align_up(n * pooled_bytes_per_unit()) + align_up(n * mask_bytes_per_unit()) + align_up(n * count_bytes_per_unit());
+}
 
 PrefillPlan plan_prefill(const Tensor& q, const Tensor& k, const Tensor* v, const Tensor* out, const PrefillParams& p) {
   check_qkv(q, k, v, out);

@@ -21,7 +21,9 @@ struct PrefillPlan {
   int64_t units() const { return batch * q_heads; }          // independent (batch, head) pairs
   int64_t pooled_bytes_per_unit() const { return pooled * head_dim * 2; }
   int64_t mask_bytes_per_unit() const { return pooled * words * 8; }
-  int64_t bytes_per_unit() const;                            // both, each 256-byte aligned
+  int64_t count_bytes_per_unit() const { return pooled * 4; }
+  // A chunk of n units lays out [pooled q | mask | counts], each part 256-byte aligned.
+  int64_t chunk_bytes(int64_t n) const;
 };
 
 // Validates q, k, v, out and params for a prefill (v and out may be null for select only).

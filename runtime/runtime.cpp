@@ -33,6 +33,10 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
 
 Runtime::~Runtime() {
   impl_->modules.reset();
+  if (impl_->own_workspace) {
+    ScopedContext scope(impl_->context);
+    Driver::get().cuMemFree(impl_->own_workspace);
+  }
   if (impl_->context) Driver::get().cuDevicePrimaryCtxRelease(impl_->cu_device);
 }
 
@@ -49,6 +53,19 @@ CubinOrigin Runtime::preload(const Variant& v) {
                 fmt::format("variant {} is for {}, but device {} is {}", v.str(), v.key.arch, impl_->device.ordinal,
                             impl_->device.arch));
   return impl_->modules->get(v).origin;
+}
+
+Workspace Runtime::Impl::owned_workspace(size_t bytes) {
+  if (own_workspace_bytes < bytes) {
+    const Driver& d = Driver::get();
+    ScopedContext scope(context);
+    if (own_workspace) d.check(d.cuMemFree(own_workspace), "cuMemFree");
+    own_workspace = 0;
+    own_workspace_bytes = 0;
+    d.check(d.cuMemAlloc(&own_workspace, bytes), "cuMemAlloc (workspace)");
+    own_workspace_bytes = bytes;
+  }
+  return Workspace{reinterpret_cast<void*>(own_workspace), own_workspace_bytes};
 }
 
 const LoadedKernel& Runtime::Impl::kernel(const KernelKey& key) {

@@ -18,6 +18,11 @@ struct Runtime::Impl {
   CubinCache* cubins = nullptr;
   std::unique_ptr<ModuleCache> modules;
 
+  // The workspace the runtime owns for callers that pass none: grown on demand, never shrunk.
+  CUdeviceptr own_workspace = 0;
+  size_t own_workspace_bytes = 0;
+  Workspace owned_workspace(size_t bytes);
+
   // The loaded kernel of (key, its config) for this device.
   const LoadedKernel& kernel(const KernelKey& key);
 };

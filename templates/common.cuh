@@ -50,6 +50,8 @@ template <typename T> __device__ __forceinline__ void accumulate(float (&acc)[8]
   }
 }
 
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
 __device__ __forceinline__ vec16 load_vec16(const void* p) { return *reinterpret_cast<const vec16*>(p); }
 
 }  // namespace vecattn

@@ -2,17 +2,87 @@
 // Kernel arguments: flat PODs passed by value, shared verbatim by the host (C++) and the
 // kernels (NVRTC), so their layouts cannot drift apart. Plain C++ only in this file.
 
+// Functions both sides call: host and device under NVRTC, plain C++ on the host.
+#if defined(__CUDACC_RTC__) || defined(__CUDACC__)
+#define VECATTN_HOST_DEVICE __host__ __device__
+#else
+#define VECATTN_HOST_DEVICE
+#endif
+
 namespace vecattn {
 
 // DESIGN §2.1. Q rows [i*Pq, min((i+1)*Pq, S)) -> one pooled row i. Strides in elements,
 // innermost stride 1.
+// One CTA per (pooled row, unit); a unit is one (batch, head) pair u = b * heads + h, and a
+// launch covers units [unit_begin, unit_begin + gridDim.y). The output element of (b, h, i, d)
+// is out[b * out_stride_b + h * out_stride_h + i * out_stride_s + d - out_origin], so a
+// workspace holding only a chunk of units is addressed like a whole tensor.
 struct PoolParams {
   const void* q;                                  // [B, H, S, D]
   void* out;                                      // [B, H, nq, D]
   long long q_stride_b, q_stride_h, q_stride_s;
   long long out_stride_b, out_stride_h, out_stride_s;
+  long long out_origin;
+  int unit_begin, heads;
   int seq_len;                                    // S
   int num_pooled;                                 // nq = ceil(S / Pq)
 };
+
+// The largest q head count one launch carries thresholds for (kernel parameters stay < 4 KiB).
+constexpr int kMaxQHeads = 256;
+
+// Keys of one select step: one 64-bit mask word per pooled row.
+constexpr int kSelectKeysPerStep = 64;
+
+// DESIGN §2.2-2.3. Grid: x = key chunks of key_chunk keys, y = tiles of pooled rows, z = units.
+// Pooled rows of unit u are qp[(u - qp_unit_origin) * num_pooled * D ...] (contiguous), mask
+// words of unit u are mask[(u - mask_unit_origin) * num_pooled * words ...].
+struct SelectParams {
+  const void* qp;
+  const void* k;                                  // [B, Hkv, S, D]
+  unsigned long long* mask;                       // [units][nq][words]
+  int* counts;                                    // optional [units][nq]: keys kept (added to)
+  long long k_stride_b, k_stride_h, k_stride_s;
+  long long qp_unit_origin, mask_unit_origin;
+  int unit_begin, q_heads, kv_group;              // kv head = h / kv_group
+  int seq_len, num_pooled, words;
+  int key_chunk;                                  // a multiple of max(Gk * Bk, 64)
+  float sm_scale;
+  float gap[kMaxQHeads];                          // -ln(threshold) per q head
+};
+
+VECATTN_HOST_DEVICE constexpr int select_smem_bytes(int rows, int head_dim, int stages) {
+  return rows * head_dim * 2 + stages * kSelectKeysPerStep * head_dim * 2;
+}
+
+// DESIGN §2.4. Grid: x = tiles of BM query rows starting at row_begin, y = units. Sparse: a
+// tile is one query block (BM = Pq) and reads its mask row; dense: keys [0, S) (causal: <= row).
+struct AttnParams {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  long long q_stride_b, q_stride_h, q_stride_s;
+  long long k_stride_b, k_stride_h, k_stride_s;
+  long long v_stride_b, v_stride_h, v_stride_s;
+  long long o_stride_b, o_stride_h, o_stride_s;
+  const unsigned long long* mask;                 // sparse: [units][nq][words]
+  long long mask_unit_origin;
+  int unit_begin, q_heads, kv_group;
+  int seq_len, words;
+  int row_begin, row_end;                         // query rows this launch writes
+  float sm_scale_log2;                            // 1/sqrt(D) * log2(e)
+};
+
+// Selected key indices a CTA compacts from its mask row at a time.
+constexpr int kAttnListCapacity = 1024;
+
+VECATTN_HOST_DEVICE constexpr int attn_smem_bytes(int bm, int bn, int head_dim, int stages) {
+  return bm * head_dim * 2                        // Q tile
+         + stages * 2 * bn * head_dim * 2         // K and V tiles
+         + stages * bn * 4                        // key index of each tile row
+         + kAttnListCapacity * 4                  // compacted selected keys
+         + 64;                                    // scan scratch and list state
+}
 
 }  // namespace vecattn

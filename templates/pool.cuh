@@ -1,6 +1,6 @@
 #pragma once
 // Pooling (DESIGN §2.1): qp[i] = mean of Q rows [i*Pq, min((i+1)*Pq, S)) in fp32, rounded to T.
-// One CTA per (pooled row, head, batch). Each thread owns one 16-byte column slice and walks
+// One CTA per (pooled row, unit). Each thread owns one 16-byte column slice and walks
 // rows with a stride; the CTA then sums the row groups through shared memory.
 #include "common.cuh"
 #include "params.h"
@@ -18,7 +18,9 @@ __global__ void __launch_bounds__(Warps * 32) pool_kernel(const PoolParams p) {
 
   __shared__ float partial[kRowGroups][HeadDim];
 
-  const int block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int block = blockIdx.x;
+  const int unit = p.unit_begin + blockIdx.y;
+  const int batch = unit / p.heads, head = unit % p.heads;
   const int row0 = block * Pq;
   const int rows = min(Pq, p.seq_len - row0);
   const int vec = threadIdx.x % kVecsPerRow;
@@ -36,7 +38,8 @@ __global__ void __launch_bounds__(Warps * 32) pool_kernel(const PoolParams p) {
   for (int i = 0; i < 8; ++i) partial[group][vec * 8 + i] = acc[i];
   __syncthreads();
 
-  T* out = static_cast<T*>(p.out) + batch * p.out_stride_b + head * p.out_stride_h + i64(block) * p.out_stride_s;
+  T* out = static_cast<T*>(p.out) + batch * p.out_stride_b + head * p.out_stride_h + i64(block) * p.out_stride_s -
+           p.out_origin;
   for (int c = threadIdx.x; c < HeadDim; c += kThreads) {
     float sum = 0.f;
 #pragma unroll

@@ -13,7 +13,17 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
     case KernelKind::pool:
       for (int w : {1, 2, 4, 8}) raw.push_back(TileConfig{0, w, 0, AttnPath::mma});
       break;
-    default: break;
+    case KernelKind::select:
+      for (int rows : {32, 64, 128})
+        for (int stages : {2, 3}) raw.push_back(TileConfig{rows, rows / 16, stages, AttnPath::mma});
+      break;
+    case KernelKind::sparse_attn:
+      for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, key.pq / 16, 2, AttnPath::mma});
+      break;
+    case KernelKind::dense_attn:
+      for (int warps : {4, 8})
+        for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, warps, 2, AttnPath::mma});
+      break;
   }
   for (const auto& c : raw)
     if (why_invalid(Variant{key, c}).empty() && std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
@@ -22,8 +32,19 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
 
 std::vector<Variant> all_variants(const std::string& arch) {
   std::vector<Variant> out;
-  for (const auto& k : all_keys(arch))
-    for (const auto& c : candidates(k)) out.push_back(Variant{k, c});
+  for (const auto& k : all_keys(arch)) out.push_back(Variant{k, default_config(k)});
+  return out;
+}
+
+std::vector<Variant> coverage_variants(const std::string& arch) {
+  std::vector<Variant> out;
+  for (const auto& k : coverage_keys(arch)) {
+    out.push_back(Variant{k, default_config(k)});
+    // Every config value of the search space once, on the first key of each kernel.
+    if (k == coverage_keys(arch).front() || (k.head_dim == 128 && k.dtype == DType::bf16 && k.causal))
+      for (const auto& c : candidates(k))
+        if (std::find(out.begin(), out.end(), Variant{k, c}) == out.end()) out.push_back(Variant{k, c});
+  }
   return out;
 }
 

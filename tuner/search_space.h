@@ -9,8 +9,12 @@ namespace vecattn::tuner {
 
 std::vector<TileConfig> candidates(const KernelKey& key);
 
-// Every (key, candidate) of the implemented kernels for an arch: what `vecattn-tune
-// --precompile` puts into the cache.
+// Every key of the implemented kernels for an arch with its default config: what
+// `vecattn-tune --arch` puts into the cache.
 std::vector<Variant> all_variants(const std::string& arch);
+
+// Every template parameter value and every search-space config value at least once: what CI
+// compiles per arch.
+std::vector<Variant> coverage_variants(const std::string& arch);
 
 }  // namespace vecattn::tuner

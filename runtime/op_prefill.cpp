@@ -1,0 +1,313 @@
+// Runtime::prefill, select, dense and the workspace: DESIGN §2 through pool -> select -> attend,
+// chunked over (batch, head) units so that any workspace of at least one unit works and the
+// result never depends on the chunking.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "codegen/kernels.h"
+#include "runtime/driver.h"
+#include "runtime/launch.h"
+#include "runtime/prefill_plan.h"
+#include "runtime/runtime_impl.h"
+#include "templates/params.h"
+
+namespace vecattn {
+namespace {
+
+constexpr double kLog2e = 1.4426950408889634;
+// Keys a select CTA walks: whole groups, and at least this many so the grid stays modest.
+constexpr int kSelectMinKeysPerCta = 2048;
+// gridDim.y and gridDim.z stop at 65535: a launch never covers more units.
+constexpr int64_t kMaxUnitsPerLaunch = 65535;
+
+unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+
+float sm_scale(int64_t head_dim) { return float(1.0 / std::sqrt(double(head_dim))); }
+
+// Units per chunk that fit `bytes` (0 when not even one does).
+int64_t units_fitting(const PrefillPlan& plan, size_t bytes) {
+  int64_t lo = 0, hi = std::min(plan.units(), kMaxUnitsPerLaunch);
+  while (lo < hi) {  // chunk_bytes is monotone in the unit count
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (plan.chunk_bytes(mid) <= int64_t(bytes)) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+struct ChunkBuffers {
+  char* pooled;
+  unsigned long long* mask;
+  int* counts;
+};
+
+ChunkBuffers carve(const PrefillPlan& plan, void* base, int64_t units) {
+  auto align = [](int64_t x) { return (x + 255) / 256 * 256; };
+  char* p = static_cast<char*>(base);
+  ChunkBuffers b;
+  b.pooled = p;
+  b.mask = reinterpret_cast<unsigned long long*>(p + align(units * plan.pooled_bytes_per_unit()));
+  b.counts = reinterpret_cast<int*>(p + align(units * plan.pooled_bytes_per_unit()) +
+                                    align(units * plan.mask_bytes_per_unit()));
+  return b;
+}
+
+AttnParams attn_params(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, int64_t kv_group) {
+  AttnParams a{};
+  a.q = q.data;
+  a.k = k.data;
+  a.v = v.data;
+  a.out = out.data;
+  a.q_stride_b = q.stride[0], a.q_stride_h = q.stride[1], a.q_stride_s = q.stride[2];
+  a.k_stride_b = k.stride[0], a.k_stride_h = k.stride[1], a.k_stride_s = k.stride[2];
+  a.v_stride_b = v.stride[0], a.v_stride_h = v.stride[1], a.v_stride_s = v.stride[2];
+  a.o_stride_b = out.stride[0], a.o_stride_h = out.stride[1], a.o_stride_s = out.stride[2];
+  a.q_heads = int(q.heads());
+  a.kv_group = int(kv_group);
+  a.seq_len = int(q.seq_len());
+  a.words = int((q.seq_len() + 63) / 64);
+  a.sm_scale_log2 = float(sm_scale(q.head_dim()) * kLog2e);
+  return a;
+}
+
+// Events around the phases of one chunk, read after the final synchronization.
+struct PhaseTimer {
+  const Driver& d;
+  bool on;
+  std::vector<CUevent> events;
+  explicit PhaseTimer(bool enabled) : d(Driver::get()), on(enabled) {}
+  ~PhaseTimer() {
+    for (CUevent e : events) d.cuEventDestroy(e);
+  }
+  void mark(CUstream s) {
+    if (!on) return;
+    CUevent e;
+    d.check(d.cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
+    events.push_back(e);
+    d.check(d.cuEventRecord(e, s), "cuEventRecord");
+  }
+  float between(size_t i, size_t j) const {
+    float ms = 0;
+    d.check(d.cuEventElapsedTime(&ms, events[i], events[j]), "cuEventElapsedTime");
+    return ms;
+  }
+};
+
+}  // namespace
+
+size_t Runtime::workspace_size(const Tensor& q, const Tensor& k, const PrefillParams& params) const {
+  const PrefillPlan plan = plan_prefill(q, k, nullptr, nullptr, params);
+  const int64_t all = std::min(plan.units(), kMaxUnitsPerLaunch);
+  const int64_t fit = std::max<int64_t>(1, units_fitting(plan, workspace_budget_bytes()));
+  return size_t(plan.chunk_bytes(std::min(all, fit)));
+}
+
+size_t Runtime::workspace_min_bytes(const Tensor& q, const Tensor& k, const PrefillParams& params) const {
+  return size_t(plan_prefill(q, k, nullptr, nullptr, params).chunk_bytes(1));
+}
+
+void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                      const PrefillParams& params, Stream stream, Workspace ws, PrefillStats* stats) {
+  const PrefillPlan plan = plan_prefill(q, k, &v, &out, params);
+  if (!ws.data) ws = impl_->owned_workspace(workspace_size(q, k, params));
+  if (reinterpret_cast<uintptr_t>(ws.data) % 256)
+    throw Error(Status::invalid_argument, fmt::format("workspace: pointer {} is not 256-byte aligned", ws.data));
+  const int64_t chunk = units_fitting(plan, ws.bytes);
+  if (chunk == 0)
+    throw Error(Status::invalid_argument, fmt::format("workspace: {} bytes is less than the {} bytes one (batch, head) needs",
+                                                      ws.bytes, plan.chunk_bytes(1)));
+
+  const DType t = plan.dtype;
+  const int d = int(plan.head_dim);
+  const LoadedKernel& pool = impl_->kernel(key(KernelKind::pool, plan.pq, 0, 0, d, t, false));
+  const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, t, plan.causal));
+  const LoadedKernel& att = impl_->kernel(key(KernelKind::sparse_attn, plan.pq, plan.bk, plan.gk, d, t, plan.causal));
+  const LoadedKernel* dense = plan.dense_prefix > 0 ? &impl_->kernel(key(KernelKind::dense_attn, 0, 0, 0, d, t, plan.causal))
+                                                    : nullptr;
+
+  const Driver& drv = Driver::get();
+  ScopedContext scope(impl_->context);
+  const CUstream s = reinterpret_cast<CUstream>(stream);
+  const int64_t kv_group = plan.q_heads / plan.kv_heads;
+  const int64_t first_sparse_block = plan.dense_prefix / plan.pq;
+  const int group_keys = plan.gk * plan.bk;
+  const int key_chunk = std::max(group_keys, kSelectMinKeysPerCta);
+  const int select_rows = sel.variant.config.rows;
+  PhaseTimer timer(stats != nullptr);
+  std::vector<int> counts_host;
+  if (stats) counts_host.resize(size_t(plan.units() * plan.pooled));
+
+  for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
+    const int64_t n = std::min(chunk, plan.units() - u0);
+    const ChunkBuffers buf = carve(plan, ws.data, n);
+    timer.mark(s);
+
+    PoolParams pp{};
+    pp.q = q.data;
+    pp.out = buf.pooled;
+    pp.q_stride_b = q.stride[0], pp.q_stride_h = q.stride[1], pp.q_stride_s = q.stride[2];
+    pp.out_stride_b = plan.q_heads * plan.pooled * d, pp.out_stride_h = plan.pooled * d, pp.out_stride_s = d;
+    pp.out_origin = u0 * plan.pooled * d;
+    pp.unit_begin = int(u0);
+    pp.heads = int(plan.q_heads);
+    pp.seq_len = int(plan.seq_len);
+    pp.num_pooled = int(plan.pooled);
+    launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
+    timer.mark(s);
+
+    SelectParams sp{};
+    sp.qp = buf.pooled;
+    sp.k = k.data;
+    sp.mask = buf.mask;
+    if (stats) {
+      drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(buf.counts), 0, size_t(n * plan.pooled * 4), s),
+                "cuMemsetD8Async");
+      sp.counts = buf.counts;
+    }
+    sp.k_stride_b = k.stride[0], sp.k_stride_h = k.stride[1], sp.k_stride_s = k.stride[2];
+    sp.qp_unit_origin = u0;
+    sp.mask_unit_origin = u0;
+    sp.unit_begin = int(u0);
+    sp.q_heads = int(plan.q_heads);
+    sp.kv_group = int(kv_group);
+    sp.seq_len = int(plan.seq_len);
+    sp.num_pooled = int(plan.pooled);
+    sp.words = int(plan.words);
+    sp.key_chunk = key_chunk;
+    sp.sm_scale = sm_scale(d);
+    for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
+    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, select_rows), unsigned(n)},
+           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+    timer.mark(s);
+
+    AttnParams ap = attn_params(q, k, v, out, kv_group);
+    ap.mask = buf.mask;
+    ap.mask_unit_origin = u0;
+    ap.unit_begin = int(u0);
+    if (first_sparse_block < plan.pooled) {
+      ap.row_begin = int(first_sparse_block * plan.pq);
+      ap.row_end = int(plan.seq_len);
+      launch(att, Dim3{unsigned(plan.pooled - first_sparse_block), unsigned(n)},
+             Dim3{unsigned(att.variant.config.warps * 32)}, unsigned(att.dynamic_smem), s, ap);
+    }
+    if (dense) {
+      // After the sparse launch on the same stream: rows of a block the prefix cuts are rewritten.
+      const int bm = dense->variant.config.warps * 16;
+      ap.row_begin = 0;
+      ap.row_end = int(plan.dense_prefix);
+      launch(*dense, Dim3{ceil_div(plan.dense_prefix, bm), unsigned(n)}, Dim3{unsigned(dense->variant.config.warps * 32)},
+             unsigned(dense->dynamic_smem), s, ap);
+    }
+    timer.mark(s);
+    if (stats) {
+      drv.check(drv.cuMemcpyDtoHAsync(counts_host.data() + u0 * plan.pooled, reinterpret_cast<CUdeviceptr>(buf.counts),
+                                      size_t(n * plan.pooled * 4), s),
+                "cuMemcpyDtoHAsync");
+      // The next chunk reuses the workspace: the copy must land first.
+      drv.check(drv.cuStreamSynchronize(s), "cuStreamSynchronize");
+    }
+  }
+  if (!stats) return;
+
+  drv.check(drv.cuStreamSynchronize(s), "cuStreamSynchronize");
+  *stats = PrefillStats{};
+  stats->chunks = int((plan.units() + chunk - 1) / chunk);
+  for (size_t c = 0; c + 3 < timer.events.size(); c += 4) {
+    stats->pool_ms += timer.between(c, c + 1);
+    stats->select_ms += timer.between(c + 1, c + 2);
+    stats->attend_ms += timer.between(c + 2, c + 3);
+  }
+  // Density per row from the kept counts (DESIGN §2.5); sink and diagonal are implied.
+  stats->density.assign(size_t(plan.q_heads), 0.0);
+  double total = 0;
+  const int64_t S = plan.seq_len, P = plan.pq;
+  for (int64_t u = 0; u < plan.units(); ++u) {
+    double head_sum = 0;
+    for (int64_t r = 0; r < S; ++r) {
+      const int64_t i = r / P;
+      const double kept = counts_host[size_t(u * plan.pooled + i)];
+      double dens;
+      if (r < plan.dense_prefix) dens = 1.0;
+      else if (plan.causal) dens = (double(i > 0 ? std::min(P, S) : 0) + double(r - i * P + 1) + kept) / double(r + 1);
+      else dens = kept / double(S);
+      head_sum += dens;
+    }
+    stats->density[size_t(u % plan.q_heads)] += head_sum / double(S * plan.batch);
+    total += head_sum;
+  }
+  stats->sparsity = 1.0 - total / double(S * plan.units());
+}
+
+void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& params, Selection out, Stream stream,
+                     Workspace ws) {
+  const PrefillPlan plan = plan_prefill(q, k, nullptr, nullptr, params);
+  if (!out.data) throw Error(Status::invalid_argument, "selection: data pointer is null");
+  if (reinterpret_cast<uintptr_t>(out.data) % 8)
+    throw Error(Status::invalid_argument, "selection: data pointer is not 8-byte aligned");
+  const int64_t per_unit = (plan.pooled_bytes_per_unit() + 255) / 256 * 256;
+  const size_t want = size_t(per_unit * std::min(plan.units(), kMaxUnitsPerLaunch));
+  if (!ws.data) ws = impl_->owned_workspace(std::min(want, std::max(workspace_budget_bytes(), size_t(per_unit))));
+  const int64_t chunk = std::min<int64_t>(int64_t(ws.bytes) / per_unit, kMaxUnitsPerLaunch);
+  if (chunk == 0)
+    throw Error(Status::invalid_argument,
+                fmt::format("workspace: {} bytes is less than the {} bytes one (batch, head) needs", ws.bytes, per_unit));
+  const int d = int(plan.head_dim);
+  const LoadedKernel& pool = impl_->kernel(key(KernelKind::pool, plan.pq, 0, 0, d, plan.dtype, false));
+  const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, plan.dtype, plan.causal));
+  ScopedContext scope(impl_->context);
+  const CUstream s = reinterpret_cast<CUstream>(stream);
+  const int key_chunk = std::max(plan.gk * plan.bk, kSelectMinKeysPerCta);
+  for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
+    const int64_t n = std::min(chunk, plan.units() - u0);
+    PoolParams pp{};
+    pp.q = q.data;
+    pp.out = ws.data;
+    pp.q_stride_b = q.stride[0], pp.q_stride_h = q.stride[1], pp.q_stride_s = q.stride[2];
+    pp.out_stride_b = plan.q_heads * plan.pooled * d, pp.out_stride_h = plan.pooled * d, pp.out_stride_s = d;
+    pp.out_origin = u0 * plan.pooled * d;
+    pp.unit_begin = int(u0);
+    pp.heads = int(plan.q_heads);
+    pp.seq_len = int(plan.seq_len);
+    pp.num_pooled = int(plan.pooled);
+    launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
+    SelectParams sp{};
+    sp.qp = ws.data;
+    sp.k = k.data;
+    sp.mask = static_cast<unsigned long long*>(out.data);
+    sp.k_stride_b = k.stride[0], sp.k_stride_h = k.stride[1], sp.k_stride_s = k.stride[2];
+    sp.qp_unit_origin = u0;
+    sp.mask_unit_origin = 0;
+    sp.unit_begin = int(u0);
+    sp.q_heads = int(plan.q_heads);
+    sp.kv_group = int(plan.q_heads / plan.kv_heads);
+    sp.seq_len = int(plan.seq_len);
+    sp.num_pooled = int(plan.pooled);
+    sp.words = int(plan.words);
+    sp.key_chunk = key_chunk;
+    sp.sm_scale = sm_scale(d);
+    for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
+    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel.variant.config.rows), unsigned(n)},
+           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+  }
+}
+
+void Runtime::dense(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, bool causal, Stream stream) {
+  check_dense(q, k, v, out);
+  const LoadedKernel& kern =
+      impl_->kernel(key(KernelKind::dense_attn, 0, 0, 0, int(q.head_dim()), q.dtype, causal));
+  ScopedContext scope(impl_->context);
+  AttnParams ap = attn_params(q, k, v, out, q.heads() / k.heads());
+  ap.row_begin = 0;
+  ap.row_end = int(q.seq_len());
+  const int bm = kern.variant.config.warps * 16;
+  const int64_t units = q.batch() * q.heads();
+  for (int64_t u0 = 0; u0 < units; u0 += kMaxUnitsPerLaunch) {
+    ap.unit_begin = int(u0);
+    launch(kern, Dim3{ceil_div(q.seq_len(), bm), unsigned(std::min(kMaxUnitsPerLaunch, units - u0))},
+           Dim3{unsigned(kern.variant.config.warps * 32)}, unsigned(kern.dynamic_smem),
+           reinterpret_cast<CUstream>(stream), ap);
+  }
+}
+
+}  // namespace vecattn

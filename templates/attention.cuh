@@ -1,0 +1,291 @@
+#pragma once
+// Attention (DESIGN §2.4), FlashAttention-2 style on mma.sync: a warp owns 16 query rows, key
+// tiles of BN rows are gathered by cp.async into swizzled shared memory (double-buffered), and
+// softmax runs online in fp32. Every key tile is a list of BN key indices (-1 = none), so one
+// main loop serves dense ranges and gathered selected columns alike.
+//   sparse (Pq > 0): a CTA is one query block; tiles come from its mask row (compacted on the
+//                    fly), then, causal, the sink block and the diagonal block.
+//   dense  (Pq = 0): keys [0, S), causal ones up to each row.
+#include "params.h"
+#include "tile.cuh"
+
+namespace vecattn {
+
+// Where the next key tile comes from. Every thread holds the same copy; the compacted list of
+// selected keys lives in shared memory.
+struct KeySchedule {
+  enum Phase { kSelected, kSink, kDiagonal, kRange, kDone };
+  int phase;
+  int word, word_end;          // mask words still to compact
+  int count, head;             // list[head, count) are compacted keys not yet handed out
+  int next_key, end_key;       // the current contiguous range
+};
+
+template <int Threads, int BN, typename Mask>
+__device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
+  constexpr int kWarps = Threads / 32;
+  static_assert(kAttnListCapacity >= BN + 64, "a refill must always take its first word");
+  const int tid = threadIdx.x;
+  // Keep the keys not yet handed out (fewer than BN) at the front.
+  const int rem = ks.count - ks.head;
+  const int keep = tid < rem ? list[ks.head + tid] : 0;
+  __syncthreads();
+  if (tid < rem) list[tid] = keep;
+  ks.count = rem;
+  ks.head = 0;
+  while (ks.word < ks.word_end) {
+    const int w = ks.word + tid;
+    unsigned long long bits = w < ks.word_end ? mask_row[w] : 0ull;
+    const int c = __popcll(bits);
+    int total;
+    const int before = block_exclusive_scan<kWarps>(c, scratch, total);
+    const bool fits = ks.count + before + c <= kAttnListCapacity;  // true for a prefix of threads
+    if (fits) {
+      int pos = ks.count + before;
+      while (bits) {
+        list[pos++] = w * 64 + __ffsll(static_cast<long long>(bits)) - 1;
+        bits &= bits - 1;
+      }
+    }
+    const int taken = __syncthreads_count(fits);
+    if (tid == taken - 1) scratch[kWarps] = before + c;
+    __syncthreads();
+    ks.count += scratch[kWarps];
+    ks.word = min(ks.word + taken, ks.word_end);
+    __syncthreads();
+    if (taken < Threads) break;  // the list is full
+  }
+}
+
+// Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
+template <int Threads, int BN, int Pq, bool Causal>
+__device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
+                                         int* scratch, int block_row0, int seq_len) {
+  const int tid = threadIdx.x;
+  while (true) {
+    if (ks.phase == KeySchedule::kSelected) {
+      const int avail = ks.count - ks.head;
+      if (avail >= BN || (avail > 0 && ks.word >= ks.word_end)) {
+        const int n = min(avail, BN);
+        if (tid < BN) idx[tid] = tid < n ? list[ks.head + tid] : -1;
+        ks.head += n;
+        __syncthreads();
+        return n;
+      }
+      if (ks.word < ks.word_end) {
+        compact_selected<Threads, BN>(ks, mask_row, list, scratch);
+        continue;
+      }
+      // Selected keys done; causal blocks then attend the sink block (unless they are it).
+      if (Causal && block_row0 > 0) {
+        ks.phase = KeySchedule::kSink;
+        ks.next_key = 0;
+        ks.end_key = min(Pq, seq_len);
+      } else {
+        ks.phase = Causal ? KeySchedule::kDiagonal : KeySchedule::kDone;
+        ks.next_key = block_row0;
+        ks.end_key = min(block_row0 + Pq, seq_len);
+      }
+      continue;
+    }
+    if (ks.phase == KeySchedule::kDone) return 0;
+    if (ks.next_key < ks.end_key) {
+      const int n = min(BN, ks.end_key - ks.next_key);
+      if (tid < BN) idx[tid] = tid < n ? ks.next_key + tid : -1;
+      ks.next_key += n;
+      __syncthreads();
+      return n;
+    }
+    if (ks.phase == KeySchedule::kSink) {
+      ks.phase = KeySchedule::kDiagonal;
+      ks.next_key = block_row0;
+      ks.end_key = min(block_row0 + Pq, seq_len);
+    } else {
+      ks.phase = KeySchedule::kDone;
+    }
+  }
+}
+
+template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq>
+__global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constant__ AttnParams p) {
+  constexpr int kWarps = BM / 16;
+  constexpr int kThreads = kWarps * 32;
+  constexpr bool kSparse = Pq > 0;
+  using QTile = SmemTile<BM, HeadDim>;
+  using KVTile = SmemTile<BN, HeadDim>;
+  static_assert(!kSparse || Pq == BM, "a sparse CTA is one query block");
+  static_assert(BN % 16 == 0 && BN <= kThreads, "key tile: a multiple of 16, at most one key per thread");
+  static_assert(Stages == 2, "the key schedule is double-buffered");
+
+  extern __shared__ __align__(128) char smem[];
+  char* q_tile = smem;
+  char* k_tiles = q_tile + QTile::kBytes;
+  char* v_tiles = k_tiles + Stages * KVTile::kBytes;
+  int* tile_keys = reinterpret_cast<int*>(v_tiles + Stages * KVTile::kBytes);  // [Stages][BN]
+  int* list = tile_keys + Stages * BN;
+  int* scratch = list + kAttnListCapacity;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tig = lane & 3;
+  const int unit = p.unit_begin + blockIdx.y;
+  const int batch = unit / p.q_heads, head = unit % p.q_heads, kv_head = head / p.kv_group;
+  const int m0 = p.row_begin + blockIdx.x * BM;
+
+  const T* q = static_cast<const T*>(p.q) + i64(batch) * p.q_stride_b + i64(head) * p.q_stride_h;
+  const T* k = static_cast<const T*>(p.k) + i64(batch) * p.k_stride_b + i64(kv_head) * p.k_stride_h;
+  const T* v = static_cast<const T*>(p.v) + i64(batch) * p.v_stride_b + i64(kv_head) * p.v_stride_h;
+
+  for (int i = tid; i < BM * QTile::kChunks; i += kThreads) {
+    const int r = i / QTile::kChunks, c = i % QTile::kChunks;
+    const bool valid = m0 + r < p.seq_len;
+    cp_async_16(smem_addr(q_tile + QTile::offset(r, c)), q + i64(valid ? m0 + r : 0) * p.q_stride_s + c * 8, valid);
+  }
+  cp_async_commit();
+
+  KeySchedule ks{};
+  const unsigned long long* mask_row = nullptr;
+  if constexpr (kSparse) {
+    const int block = m0 / Pq;
+    mask_row = p.mask + ((i64(unit) - p.mask_unit_origin) * ((p.seq_len + Pq - 1) / Pq) + block) * p.words;
+    ks.phase = KeySchedule::kSelected;
+    ks.word = Causal ? Pq / 64 : 0;
+    ks.word_end = Causal ? max(ks.word, m0 / 64) : p.words;
+  } else {
+    ks.phase = KeySchedule::kRange;
+    ks.next_key = 0;
+    ks.end_key = Causal ? min(m0 + BM, p.seq_len) : p.seq_len;
+  }
+
+  auto load_kv = [&](int stage) {
+    const int* keys = tile_keys + stage * BN;
+    const u32 kdst = smem_addr(k_tiles + stage * KVTile::kBytes), vdst = smem_addr(v_tiles + stage * KVTile::kBytes);
+    for (int i = tid; i < BN * KVTile::kChunks; i += kThreads) {
+      const int r = i / KVTile::kChunks, c = i % KVTile::kChunks;
+      const int key = keys[r];
+      const i64 row = key >= 0 ? key : 0;
+      cp_async_16(kdst + KVTile::offset(r, c), k + row * p.k_stride_s + c * 8, key >= 0);
+      cp_async_16(vdst + KVTile::offset(r, c), v + row * p.v_stride_s + c * 8, key >= 0);
+    }
+  };
+
+  int n_cur = next_tile<kThreads, BN, Pq, Causal>(ks, tile_keys, mask_row, list, scratch, m0, p.seq_len);
+  if (n_cur) load_kv(0);
+  cp_async_commit();
+
+  cp_async_wait<1>();  // Q landed
+  __syncthreads();
+  u32 qa[HeadDim / 16][4];
+  load_a_frags<BM, HeadDim>(qa, q_tile, warp * 16, lane);
+
+  const int row_a = m0 + warp * 16 + g, row_b = row_a + 8;
+  float o[HeadDim / 8][4];
+#pragma unroll
+  for (int n = 0; n < HeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float max_a = neg_inf(), max_b = neg_inf(), sum_a = 0.f, sum_b = 0.f;
+  const float scale = p.sm_scale_log2;
+
+  for (int it = 0; n_cur > 0; ++it) {
+    const int cur = it % Stages, nxt = (it + 1) % Stages;
+    __syncthreads();  // the previous tile's compute is done: its buffers may be refilled
+    const int n_next =
+        next_tile<kThreads, BN, Pq, Causal>(ks, tile_keys + nxt * BN, mask_row, list, scratch, m0, p.seq_len);
+    if (n_next) load_kv(nxt);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+
+    const char* k_tile = k_tiles + cur * KVTile::kBytes;
+    const char* v_tile = v_tiles + cur * KVTile::kBytes;
+    const int* keys = tile_keys + cur * BN;
+
+    float s[BN / 8][4];
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HeadDim / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < BN / 16; ++np) {
+        u32 b[4];
+        load_kt_frags<BN, HeadDim>(b, k_tile, np * 16, kk, lane);
+        mma_16816<T>(s[2 * np], qa[kk], b[0], b[1]);
+        mma_16816<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
+      }
+
+    float tile_a = neg_inf(), tile_b = neg_inf();
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = keys[n * 8 + tig * 2 + e];
+        if (key < 0 || (Causal && key > row_a)) s[n][e] = neg_inf();
+        if (key < 0 || (Causal && key > row_b)) s[n][2 + e] = neg_inf();
+        tile_a = fmaxf(tile_a, s[n][e]);
+        tile_b = fmaxf(tile_b, s[n][2 + e]);
+      }
+#pragma unroll
+    for (int o_ = 1; o_ <= 2; o_ <<= 1) {
+      tile_a = fmaxf(tile_a, __shfl_xor_sync(0xffffffffu, tile_a, o_));
+      tile_b = fmaxf(tile_b, __shfl_xor_sync(0xffffffffu, tile_b, o_));
+    }
+    const float new_a = fmaxf(max_a, tile_a), new_b = fmaxf(max_b, tile_b);
+    // A row with nothing seen yet keeps max -inf; subtracting 0 instead keeps exp2 finite.
+    const float base_a = new_a == neg_inf() ? 0.f : new_a * scale;
+    const float base_b = new_b == neg_inf() ? 0.f : new_b * scale;
+    const float alpha_a = exp2f(max_a * scale - base_a), alpha_b = exp2f(max_b * scale - base_b);
+    max_a = new_a;
+    max_b = new_b;
+    sum_a *= alpha_a;
+    sum_b *= alpha_b;
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n) {
+      o[n][0] *= alpha_a;
+      o[n][1] *= alpha_a;
+      o[n][2] *= alpha_b;
+      o[n][3] *= alpha_b;
+    }
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+      s[n][0] = exp2f(s[n][0] * scale - base_a);
+      s[n][1] = exp2f(s[n][1] * scale - base_a);
+      s[n][2] = exp2f(s[n][2] * scale - base_b);
+      s[n][3] = exp2f(s[n][3] * scale - base_b);
+      sum_a += s[n][0] + s[n][1];
+      sum_b += s[n][2] + s[n][3];
+    }
+
+    // P (accumulator layout) is already the A layout of the next product, two n-tiles a k-step.
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const u32 pa[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                         pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < HeadDim / 16; ++dp) {
+        u32 b[4];
+        load_v_frags<BN, HeadDim>(b, v_tile, kk * 16, dp * 16, lane);
+        mma_16816<T>(o[2 * dp], pa, b[0], b[1]);
+        mma_16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
+      }
+    }
+    n_cur = n_next;
+  }
+  cp_async_wait<0>();
+
+  // Row sums were kept per thread; the quad holds the whole row.
+#pragma unroll
+  for (int o_ = 1; o_ <= 2; o_ <<= 1) {
+    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, o_);
+    sum_b += __shfl_xor_sync(0xffffffffu, sum_b, o_);
+  }
+  const float inv_a = sum_a > 0.f ? 1.f / sum_a : 0.f, inv_b = sum_b > 0.f ? 1.f / sum_b : 0.f;
+  T* out = static_cast<T*>(p.out) + i64(batch) * p.o_stride_b + i64(head) * p.o_stride_h;
+#pragma unroll
+  for (int n = 0; n < HeadDim / 8; ++n) {
+    const int d = n * 8 + tig * 2;
+    if (row_a < p.row_end)
+      *reinterpret_cast<u32*>(out + i64(row_a) * p.o_stride_s + d) = pack2<T>(o[n][0] * inv_a, o[n][1] * inv_a);
+    if (row_b < p.row_end)
+      *reinterpret_cast<u32*>(out + i64(row_b) * p.o_stride_s + d) = pack2<T>(o[n][2] * inv_b, o[n][3] * inv_b);
+  }
+}
+
+}  // namespace vecattn

@@ -1,0 +1,179 @@
+#pragma once
+// TilingSelect (DESIGN §2.2-2.3): pooled query rows x key tiles on tensor cores, a running
+// maximum per row and selection group, the MinP rule, and one 64-bit mask word per pooled row
+// and 64 keys. K is read once per CTA row tile, so larger row tiles read K fewer times.
+#include "params.h"
+#include "tile.cuh"
+
+namespace vecattn {
+
+template <int Pq, int Bk, int Gk, int HeadDim, typename T, int Rows, int Stages, bool Causal>
+__global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_constant__ SelectParams p) {
+  constexpr int kWarps = Rows / 16;        // a warp owns 16 pooled rows
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kStep = kSelectKeysPerStep;
+  constexpr int kGroup = Gk * Bk;
+  constexpr int kSubtiles = kStep / Bk;    // selection tiles in one 64-key step
+  constexpr int kNtPerSubtile = Bk / 8;    // mma n-tiles (8 keys) per selection tile
+  using QTile = SmemTile<Rows, HeadDim>;
+  using KTile = SmemTile<kStep, HeadDim>;
+  static_assert(Rows % 16 == 0 && Rows <= 128, "rows per CTA: 16..128 in steps of 16");
+  static_assert(Bk == 16 || Bk == 32 || Bk == 64, "Bk must be 16, 32 or 64");
+  static_assert(Gk >= 1 && (Gk & (Gk - 1)) == 0, "Gk must be a power of two");
+  static_assert(!Causal || Pq % kStep == 0, "causal candidates start at Pq, which must be a whole mask word");
+  static_assert(Stages >= 2, "the K pipeline needs two stages");
+
+  extern __shared__ __align__(128) char smem[];
+  char* q_tile = smem;
+  char* k_tiles = smem + QTile::kBytes;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tig = lane & 3;
+  const int unit = p.unit_begin + blockIdx.z;
+  const int batch = unit / p.q_heads, head = unit % p.q_heads, kv_head = head / p.kv_group;
+  const int row0 = blockIdx.y * Rows;
+  const int rows_here = min(Rows, p.num_pooled - row0);
+  const int key0 = blockIdx.x * p.key_chunk;
+  const int key1 = min(key0 + p.key_chunk, p.seq_len);
+  const float gap = p.gap[head];
+
+  unsigned long long* mask = p.mask + (i64(unit) - p.mask_unit_origin) * p.num_pooled * p.words;
+  const char* k_base = static_cast<const char*>(p.k) +
+                       (i64(batch) * p.k_stride_b + i64(kv_head) * p.k_stride_h) * i64(sizeof(T));
+
+  // Keys some row of this CTA may select: causal rows see [Pq, i * Pq).
+  const int compute_begin = Causal ? max(key0, Pq) : key0;
+  const int compute_end = Causal ? min(key1, (row0 + rows_here - 1) * Pq) : key1;
+  const int word0 = key0 / kStep, word1 = (key1 + kStep - 1) / kStep;
+  const int cw0 = compute_begin / kStep;
+  const int cw1 = compute_end > compute_begin ? (compute_end + kStep - 1) / kStep : cw0;
+
+  // Words no row can select are written as zeros, so the mask is exact everywhere.
+  for (int i = tid; i < rows_here * (word1 - word0); i += kThreads) {
+    const int r = i / (word1 - word0), w = word0 + i % (word1 - word0);
+    if (w < cw0 || w >= cw1) mask[i64(row0 + r) * p.words + w] = 0ull;
+  }
+  const int steps = cw1 - cw0;
+  if (steps <= 0) return;
+
+  // Pooled rows, times sm_scale and rounded to T (DESIGN §2.2), into shared memory.
+  const T* qp = static_cast<const T*>(p.qp) + ((i64(unit) - p.qp_unit_origin) * p.num_pooled + row0) * HeadDim;
+  for (int i = tid; i < Rows * QTile::kChunks; i += kThreads) {
+    const int r = i / QTile::kChunks, c = i % QTile::kChunks;
+    vec16 v{0, 0, 0, 0};
+    if (r < rows_here) {
+      const vec16 raw = load_vec16(qp + i64(r) * HeadDim + c * 8);
+      const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+      u32 o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = pack2<T>(lo_float<T>(w[j]) * p.sm_scale, hi_float<T>(w[j]) * p.sm_scale);
+      v = vec16{o[0], o[1], o[2], o[3]};
+    }
+    *reinterpret_cast<vec16*>(q_tile + QTile::offset(r, c)) = v;
+  }
+
+  auto load_k_step = [&](int step, int stage) {
+    const int key_begin = (cw0 + step) * kStep;
+    const u32 dst = smem_addr(k_tiles + stage * KTile::kBytes);
+    for (int i = tid; i < kStep * KTile::kChunks; i += kThreads) {
+      const int r = i / KTile::kChunks, c = i % KTile::kChunks;
+      const int key = key_begin + r;
+      const bool valid = key < p.seq_len;
+      cp_async_16(dst + KTile::offset(r, c), k_base + (i64(valid ? key : 0) * p.k_stride_s + c * 8) * i64(sizeof(T)),
+                  valid);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < Stages - 1; ++s) {
+    if (s < steps) load_k_step(s, s);
+    cp_async_commit();
+  }
+  __syncthreads();
+  u32 a[HeadDim / 16][4];
+  load_a_frags<Rows, HeadDim>(a, q_tile, warp * 16, lane);
+
+  // This thread's two rows (g and g + 8 of the warp's 16) and the candidate keys of each.
+  const int row_a = row0 + warp * 16 + g, row_b = row_a + 8;
+  const int lo = Causal ? Pq : 0;
+  const int hi_a = Causal ? min(row_a * Pq, p.seq_len) : p.seq_len;
+  const int hi_b = Causal ? min(row_b * Pq, p.seq_len) : p.seq_len;
+  float max_a = neg_inf(), max_b = neg_inf();
+  int group = -1;
+
+  for (int step = 0; step < steps; ++step) {
+    cp_async_wait<Stages - 2>();
+    __syncthreads();
+    if (step + Stages - 1 < steps) load_k_step(step + Stages - 1, (step + Stages - 1) % Stages);
+    cp_async_commit();
+
+    const char* k_tile = k_tiles + (step % Stages) * KTile::kBytes;
+    float s[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HeadDim / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        u32 b[4];
+        load_kt_frags<kStep, HeadDim>(b, k_tile, np * 16, kk, lane);
+        mma_16816<T>(s[2 * np], a[kk], b[0], b[1]);
+        mma_16816<T>(s[2 * np + 1], a[kk], b[2], b[3]);
+      }
+
+    // Selection tiles in ascending key order: the running max includes the current tile.
+    const int key_begin = (cw0 + step) * kStep;
+    unsigned long long bits_a = 0, bits_b = 0;
+#pragma unroll
+    for (int sub = 0; sub < kSubtiles; ++sub) {
+      const int sub_key = key_begin + sub * Bk;
+      if (sub_key / kGroup != group) {
+        group = sub_key / kGroup;
+        max_a = max_b = neg_inf();
+      }
+      float tile_a = neg_inf(), tile_b = neg_inf();
+#pragma unroll
+      for (int n = sub * kNtPerSubtile; n < (sub + 1) * kNtPerSubtile; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = key_begin + n * 8 + tig * 2 + e;
+          if (key >= lo && key < hi_a) tile_a = fmaxf(tile_a, s[n][e]);
+          if (key >= lo && key < hi_b) tile_b = fmaxf(tile_b, s[n][2 + e]);
+        }
+#pragma unroll
+      for (int o = 1; o <= 2; o <<= 1) {
+        tile_a = fmaxf(tile_a, __shfl_xor_sync(0xffffffffu, tile_a, o));
+        tile_b = fmaxf(tile_b, __shfl_xor_sync(0xffffffffu, tile_b, o));
+      }
+      max_a = fmaxf(max_a, tile_a);
+      max_b = fmaxf(max_b, tile_b);
+#pragma unroll
+      for (int n = sub * kNtPerSubtile; n < (sub + 1) * kNtPerSubtile; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int bit = n * 8 + tig * 2 + e;
+          const int key = key_begin + bit;
+          if (key >= lo && key < hi_a && s[n][e] + gap >= max_a) bits_a |= 1ull << bit;
+          if (key >= lo && key < hi_b && s[n][2 + e] + gap >= max_b) bits_b |= 1ull << bit;
+        }
+    }
+    // The four threads of a quad hold disjoint bits of the same two rows.
+#pragma unroll
+    for (int o = 1; o <= 2; o <<= 1) {
+      bits_a |= __shfl_xor_sync(0xffffffffu, bits_a, o);
+      bits_b |= __shfl_xor_sync(0xffffffffu, bits_b, o);
+    }
+    if (tig == 0) {
+      const int word = cw0 + step;
+      if (row_a < row0 + rows_here) mask[i64(row_a) * p.words + word] = bits_a;
+      if (row_b < row0 + rows_here) mask[i64(row_b) * p.words + word] = bits_b;
+      if (p.counts) {
+        int* counts = p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled;
+        if (row_a < row0 + rows_here && bits_a) atomicAdd(counts + row_a, __popcll(bits_a));
+        if (row_b < row0 + rows_here && bits_b) atomicAdd(counts + row_b, __popcll(bits_b));
+      }
+    }
+  }
+  cp_async_wait<0>();
+}
+
+}  // namespace vecattn
