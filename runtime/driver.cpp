@@ -28,9 +28,8 @@ LoadResult load() {
                           "where a GPU is present.", name, dlerror());
     return res;
   }
-  using GetProc = CUresult (*)(const char*, void**, int, cuuint64_t, CUdriverProcAddressQueryResult*);
-  auto get_proc = reinterpret_cast<GetProc>(dlsym(handle, "cuGetProcAddress_v2"));
-  if (!get_proc) {
+  // Needs CUDA 12+: the same test the driver's own loaders use.
+  if (!dlsym(handle, "cuGetProcAddress_v2")) {
     res.status = Status::no_driver;
     res.why = fmt::format("the CUDA driver at {} is too old: it lacks cuGetProcAddress_v2 (CUDA 12 or newer needed)", name);
     return res;
@@ -38,18 +37,13 @@ LoadResult load() {
   auto d = std::make_unique<Driver>();
   d->path = name;
   std::string missing;
-  // `expanded` is the name after cuda.h's macros (cuMemAlloc -> cuMemAlloc_v2,
-  // cuGraphInstantiate -> cuGraphInstantiateWithFlags): the prototype our pointer type has.
-  // cuGetProcAddress takes the base name and picks the ABI of that name at CUDA_VERSION.
-  auto bind = [&](auto& fn, std::string expanded) {
-    auto v = expanded.rfind("_v");
-    if (v != std::string::npos && v + 2 < expanded.size() &&
-        expanded.find_first_not_of("0123456789", v + 2) == std::string::npos)
-      expanded.resize(v);
-    const char* sym = expanded.c_str();
-    void* p = nullptr;
-    CUdriverProcAddressQueryResult q{};
-    if (get_proc(sym, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &q) != CUDA_SUCCESS || !p) missing += fmt::format(" {}", sym);
+  // Each entry point is looked up under its name after cuda.h's macros (cuMemAlloc ->
+  // cuMemAlloc_v2, cuGraphInstantiate -> cuGraphInstantiateWithFlags): exactly the symbol whose
+  // prototype our pointer type has. cuGetProcAddress by base name would hand back the newest ABI
+  // instead (cuCtxSynchronize -> cuCtxSynchronize_v2(CUcontext) in 13.0), not the declared one.
+  auto bind = [&](auto& fn, const char* expanded) {
+    void* p = dlsym(handle, expanded);
+    if (!p) missing += fmt::format(" {}", expanded);
     fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
   };
 #define VECATTN_STRINGIZE(x) #x

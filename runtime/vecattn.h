@@ -13,8 +13,9 @@
  * Conventions, for every function returning vecattn_status:
  *  - It never throws or aborts: every failure is a status, and vecattn_last_error() then holds
  *    its text (for a kernel compile failure, the NVRTC log follows the first line).
- *  - The error text is per thread; a successful call resets it to "". The pointer stays valid
- *    until the next vecattn_* call on the same thread.
+ *  - The error text is per thread; a successful call resets it to "". The pointer returned by
+ *    vecattn_last_error() stays valid until the next call returning vecattn_status on the same
+ *    thread.
  *  - A NULL handle, tensor pointer or params is VECATTN_INVALID_ARGUMENT naming the argument.
  *  - Device pointers (tensor data, mask, workspace) are never read on the host; streams are
  *    CUstream / cudaStream_t passed as void* (NULL: the legacy default stream).

@@ -48,6 +48,7 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
       }
     }
     const int taken = __syncthreads_count(fits);
+    if (taken == 0) break;  // the list is full: not even this pass's first word fits
     if (tid == taken - 1) scratch[kWarps] = before + c;
     __syncthreads();
     ks.count += scratch[kWarps];
