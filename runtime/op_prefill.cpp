@@ -94,6 +94,56 @@ struct PhaseTimer {
   }
 };
 
+
+// Pools units [u0, u0 + n) into `pooled` and selects into `mask` (unit u at u - mask_origin);
+// the first two phases of prefill and all of select.
+struct SelectStage {
+  const PrefillPlan& plan;
+  const LoadedKernel& pool;
+  const LoadedKernel& sel;
+  const Tensor& q;
+  const Tensor& k;
+
+  void pool_units(int64_t u0, int64_t n, void* pooled, CUstream s) const {
+    const int64_t d = plan.head_dim;
+    PoolParams pp{};
+    pp.q = q.data;
+    pp.out = pooled;
+    pp.q_stride_b = q.stride[0], pp.q_stride_h = q.stride[1], pp.q_stride_s = q.stride[2];
+    pp.out_stride_b = plan.q_heads * plan.pooled * d, pp.out_stride_h = plan.pooled * d, pp.out_stride_s = d;
+    pp.out_origin = u0 * plan.pooled * d;
+    pp.unit_begin = int(u0);
+    pp.heads = int(plan.q_heads);
+    pp.seq_len = int(plan.seq_len);
+    pp.num_pooled = int(plan.pooled);
+    launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
+  }
+
+  void select_units(int64_t u0, int64_t n, const void* pooled, unsigned long long* mask, int64_t mask_origin,
+                    int* counts, CUstream s) const {
+    const int key_chunk = std::max(plan.gk * plan.bk, kSelectMinKeysPerCta);
+    SelectParams sp{};
+    sp.qp = pooled;
+    sp.k = k.data;
+    sp.mask = mask;
+    sp.counts = counts;
+    sp.k_stride_b = k.stride[0], sp.k_stride_h = k.stride[1], sp.k_stride_s = k.stride[2];
+    sp.qp_unit_origin = u0;
+    sp.mask_unit_origin = mask_origin;
+    sp.unit_begin = int(u0);
+    sp.q_heads = int(plan.q_heads);
+    sp.kv_group = int(plan.q_heads / plan.kv_heads);
+    sp.seq_len = int(plan.seq_len);
+    sp.num_pooled = int(plan.pooled);
+    sp.words = int(plan.words);
+    sp.key_chunk = key_chunk;
+    sp.sm_scale = sm_scale(plan.head_dim);
+    for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
+    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel.variant.config.rows), unsigned(n)},
+           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+  }
+};
+
 }  // namespace
 
 size_t Runtime::workspace_size(const Tensor& q, const Tensor& k, const PrefillParams& params) const {
@@ -131,9 +181,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
   const CUstream s = reinterpret_cast<CUstream>(stream);
   const int64_t kv_group = plan.q_heads / plan.kv_heads;
   const int64_t first_sparse_block = plan.dense_prefix / plan.pq;
-  const int group_keys = plan.gk * plan.bk;
-  const int key_chunk = std::max(group_keys, kSelectMinKeysPerCta);
-  const int select_rows = sel.variant.config.rows;
+  const SelectStage stage{plan, pool, sel, q, k};
   PhaseTimer timer(stats != nullptr);
   std::vector<int> counts_host;
   if (stats) counts_host.resize(size_t(plan.units() * plan.pooled));
@@ -143,42 +191,12 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     const ChunkBuffers buf = carve(plan, ws.data, n);
     timer.mark(s);
 
-    PoolParams pp{};
-    pp.q = q.data;
-    pp.out = buf.pooled;
-    pp.q_stride_b = q.stride[0], pp.q_stride_h = q.stride[1], pp.q_stride_s = q.stride[2];
-    pp.out_stride_b = plan.q_heads * plan.pooled * d, pp.out_stride_h = plan.pooled * d, pp.out_stride_s = d;
-    pp.out_origin = u0 * plan.pooled * d;
-    pp.unit_begin = int(u0);
-    pp.heads = int(plan.q_heads);
-    pp.seq_len = int(plan.seq_len);
-    pp.num_pooled = int(plan.pooled);
-    launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
+    stage.pool_units(u0, n, buf.pooled, s);
     timer.mark(s);
-
-    SelectParams sp{};
-    sp.qp = buf.pooled;
-    sp.k = k.data;
-    sp.mask = buf.mask;
-    if (stats) {
+    if (stats)
       drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(buf.counts), 0, size_t(n * plan.pooled * 4), s),
                 "cuMemsetD8Async");
-      sp.counts = buf.counts;
-    }
-    sp.k_stride_b = k.stride[0], sp.k_stride_h = k.stride[1], sp.k_stride_s = k.stride[2];
-    sp.qp_unit_origin = u0;
-    sp.mask_unit_origin = u0;
-    sp.unit_begin = int(u0);
-    sp.q_heads = int(plan.q_heads);
-    sp.kv_group = int(kv_group);
-    sp.seq_len = int(plan.seq_len);
-    sp.num_pooled = int(plan.pooled);
-    sp.words = int(plan.words);
-    sp.key_chunk = key_chunk;
-    sp.sm_scale = sm_scale(d);
-    for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
-    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, select_rows), unsigned(n)},
-           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+    stage.select_units(u0, n, buf.pooled, buf.mask, u0, stats ? buf.counts : nullptr, s);
     timer.mark(s);
 
     AttnParams ap = attn_params(q, k, v, out, kv_group);
@@ -257,38 +275,11 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
   const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, plan.dtype, plan.causal));
   ScopedContext scope(impl_->context);
   const CUstream s = reinterpret_cast<CUstream>(stream);
-  const int key_chunk = std::max(plan.gk * plan.bk, kSelectMinKeysPerCta);
+  const SelectStage stage{plan, pool, sel, q, k};
   for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
     const int64_t n = std::min(chunk, plan.units() - u0);
-    PoolParams pp{};
-    pp.q = q.data;
-    pp.out = ws.data;
-    pp.q_stride_b = q.stride[0], pp.q_stride_h = q.stride[1], pp.q_stride_s = q.stride[2];
-    pp.out_stride_b = plan.q_heads * plan.pooled * d, pp.out_stride_h = plan.pooled * d, pp.out_stride_s = d;
-    pp.out_origin = u0 * plan.pooled * d;
-    pp.unit_begin = int(u0);
-    pp.heads = int(plan.q_heads);
-    pp.seq_len = int(plan.seq_len);
-    pp.num_pooled = int(plan.pooled);
-    launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
-    SelectParams sp{};
-    sp.qp = ws.data;
-    sp.k = k.data;
-    sp.mask = static_cast<unsigned long long*>(out.data);
-    sp.k_stride_b = k.stride[0], sp.k_stride_h = k.stride[1], sp.k_stride_s = k.stride[2];
-    sp.qp_unit_origin = u0;
-    sp.mask_unit_origin = 0;
-    sp.unit_begin = int(u0);
-    sp.q_heads = int(plan.q_heads);
-    sp.kv_group = int(plan.q_heads / plan.kv_heads);
-    sp.seq_len = int(plan.seq_len);
-    sp.num_pooled = int(plan.pooled);
-    sp.words = int(plan.words);
-    sp.key_chunk = key_chunk;
-    sp.sm_scale = sm_scale(d);
-    for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
-    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel.variant.config.rows), unsigned(n)},
-           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+    stage.pool_units(u0, n, ws.data, s);
+    stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, nullptr, s);
   }
 }
 
