@@ -115,7 +115,7 @@ vecattn_prefill_params vecattn_default_params(void);
 /* What a prefill did. Asking for it (a non-NULL stats) costs a host synchronization.
  * Zero-initialize it, then optionally point `density` at a host array: */
 typedef struct vecattn_prefill_stats {
-  float pool_ms, select_ms, attend_ms;
+  float pool_ms, select_ms, attend_ms;  /* out: GPU time of each phase */
   double sparsity;          /* out: 1 - mean density over every row of every head and batch */
   int chunks;               /* out: (batch, head) chunks the workspace size led to */
   double* density;          /* in: host array of density_len doubles, or NULL for none */
