@@ -13,6 +13,7 @@ namespace vecattn {
 void Runtime::pool(const Tensor& q, const Tensor& out, int pq, Stream stream) {
   check_tensor(q, "q");
   check_tensor(out, "out");
+  check_distinct_elements(out, "out");
   check_same_dtype(q, "q", out, "out");
   const KernelKey k = key(KernelKind::pool, pq, 0, 0, int(q.head_dim()), q.dtype, false);
   if (auto why = why_invalid(k); !why.empty()) throw Error(Status::invalid_argument, why, {}, k.str());

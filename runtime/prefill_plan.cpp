@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -42,6 +43,7 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor* v, const Tensor* 
   }
   if (out) {
     check_tensor(*out, "out");
+    check_distinct_elements(*out, "out");
     check_same_dtype(q, "q", *out, "out");
     const int64_t e[4] = {q.shape[0], q.shape[1], q.shape[2], q.shape[3]};
     check_shape(*out, "out", e, "q");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "codegen/error.h"
@@ -32,8 +33,26 @@ void check_tensor(const Tensor& t, const char* name) {
   if (t.stride[3] != 1)
     bad(fmt::format("{}: the head_dim stride is {}; it must be 1 (the innermost dimension contiguous)", name, t.stride[3]));
   for (int i = 0; i < 3; ++i)
+    if (t.stride[i] < 0)
+      bad(fmt::format("{}: the {} stride is {}; strides must not be negative", name, dims[i], t.stride[i]));
+  for (int i = 0; i < 3; ++i)
     if (t.stride[i] % 8 != 0 && t.shape[i] > 1)
       bad(fmt::format("{}: the {} stride {} is not a multiple of 8 elements (16 bytes)", name, dims[i], t.stride[i]));
+}
+
+void check_distinct_elements(const Tensor& t, const char* name) {
+  // Dimensions by increasing stride: each must step over everything the smaller ones span.
+  static const char* dims[] = {"batch", "heads", "seq_len", "head_dim"};
+  int order[4] = {0, 1, 2, 3};
+  std::sort(order, order + 4, [&](int a, int b) { return t.stride[a] < t.stride[b]; });
+  int64_t span = 1;  // elements covered by the dimensions so far
+  for (int i : order) {
+    if (t.shape[i] == 1) continue;
+    if (t.stride[i] < span)
+      bad(fmt::format("{}: the {} stride {} makes elements overlap (it must be at least {}): an output needs a "
+                      "distinct place for every element", name, dims[i], t.stride[i], span));
+    span = t.stride[i] * t.shape[i];
+  }
 }
 
 void check_shape(const Tensor& t, const char* name, const int64_t (&e)[4], const char* what) {

@@ -8,8 +8,11 @@
 namespace vecattn {
 
 // Non-null, 16-byte aligned data, positive shape, unit innermost stride, and every other stride
-// a multiple of 8 elements (so each row starts on a 16-byte boundary for vector loads).
+// non-negative and a multiple of 8 elements (so each row starts on a 16-byte boundary for vector loads).
 void check_tensor(const Tensor& t, const char* name);
+
+// No two elements share an address (an output written in parallel needs that).
+void check_distinct_elements(const Tensor& t, const char* name);
 
 // The shape must equal `expected` (B, H, S, D); `what` says where the expectation comes from.
 void check_shape(const Tensor& t, const char* name, const int64_t (&expected)[4], const char* what);

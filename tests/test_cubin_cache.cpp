@@ -30,9 +30,11 @@ void sql(const std::string& path, const char* statement) {
 TEST_CASE("cubin cache: miss compiles and stores, a second process's cache hits", "[cache][nvrtc]") {
   test::TempDir dir;
   const std::string path = dir.file("k.sqlite");
+  std::string stored;
   {
     CubinCache cache(cache::Database::open(path));
     CubinResult r = cache.get(kPool);
+    stored = r.kernel->cubin;
     CHECK(r.origin == CubinOrigin::compiled);
     CHECK(cache.get(kPool).origin == CubinOrigin::memory);
     CHECK(cache.stats().compiles == 1);
@@ -44,7 +46,8 @@ TEST_CASE("cubin cache: miss compiles and stores, a second process's cache hits"
   CHECK(r.origin == CubinOrigin::database);
   CHECK(again.stats().compiles == 0);
   CHECK(r.kernel->lowered_name == compile(plan_compile(kPool)).lowered_name);
-  CHECK(r.kernel->cubin == compile(plan_compile(kPool)).cubin);
+  // The bytes stored, not a recompile: NVRTC does not promise identical bytes across compiles.
+  CHECK(r.kernel->cubin == stored);
 }
 
 TEST_CASE("cubin cache: a truncated or altered cubin is detected, recompiled and replaced", "[cache][nvrtc]") {
@@ -60,7 +63,8 @@ TEST_CASE("cubin cache: a truncated or altered cubin is detected, recompiled and
   CubinResult r = cache.get(kPool);
   CHECK(r.origin == CubinOrigin::compiled);
   CHECK(cache.stats().corrupt_rows == 1);
-  CHECK(r.kernel->cubin == compile(plan_compile(kPool)).cubin);
+  CHECK(r.kernel->cubin.compare(0, 4, "\x7f" "ELF") == 0);
+  CHECK(r.kernel->cubin.size() > 1000);
   // The row was replaced: the next process loads it.
   CubinCache next(cache::Database::open(path));
   CHECK(next.get(kPool).origin == CubinOrigin::database);
