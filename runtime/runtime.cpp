@@ -1,8 +1,11 @@
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "codegen/kernels.h"
 #include "codegen/log.h"
 #include "runtime/driver.h"
+#include "runtime/pretuned.h"
 #include "runtime/runtime_impl.h"
 
 namespace vecattn {
@@ -68,9 +71,117 @@ Workspace Runtime::Impl::owned_workspace(size_t bytes) {
   return Workspace{reinterpret_cast<void*>(own_workspace), own_workspace_bytes};
 }
 
+const char* source_name(ConfigSource s) {
+  switch (s) {
+    case ConfigSource::override_config: return "override";
+    case ConfigSource::user_database: return "user database";
+    case ConfigSource::pretuned: return "pretuned file";
+    case ConfigSource::builtin_default: return "built-in default";
+  }
+  return "?";
+}
+
+ConfigChoice Runtime::Impl::lookup_uncached(const KernelKey& key) {
+  const std::string name = key.str();
+  auto usable = [&](const std::string& config, const char* where) -> std::optional<TileConfig> {
+    try {
+      TileConfig c = TileConfig::parse(key.kernel, config);
+      if (auto why = why_invalid(Variant{key, c}); !why.empty()) {
+        log::warn("{} has config {} for {}, which is not legal here ({}); skipping it", where, config, name, why);
+        return std::nullopt;
+      }
+      return c;
+    } catch (const Error& e) {
+      log::warn("{} has an unreadable config for {}: {}", where, name, e.what());
+      return std::nullopt;
+    }
+  };
+  if (cache::Database* db = cubins->database()) {
+    try {
+      auto row = db->get_tuned(name, device.name);
+      if (!row) row = db->get_tuned_for_arch(name, device.arch);
+      if (row)
+        if (auto c = usable(row->config, "the user database"))
+          return {*c, ConfigSource::user_database, fmt::format("tuned on {} at S={}", row->device_name, row->seq_len)};
+    } catch (const Error& e) {
+      log::warn("{}; looking further for {}", e.what(), name);
+    }
+  }
+  const cache::TunedRow* arch_row = nullptr;
+  for (const auto& row : pretuned_rows(device.arch)) {
+    if (row.kernel_key != name) continue;
+    if (row.device_name == device.name) {
+      arch_row = &row;
+      break;
+    }
+    if (!arch_row) arch_row = &row;
+  }
+  if (arch_row)
+    if (auto c = usable(arch_row->config, "the pretuned file"))
+      return {*c, ConfigSource::pretuned, fmt::format("tuned on {} at S={}", arch_row->device_name, arch_row->seq_len)};
+  return {default_config(key), ConfigSource::builtin_default, {}};
+}
+
+ConfigChoice Runtime::Impl::choose(const KernelKey& key) {
+  {
+    std::lock_guard<std::mutex> lock(config_mutex);
+    if (auto it = configs.find(key); it != configs.end()) return it->second;
+  }
+  ConfigChoice c = lookup_uncached(key);
+  std::lock_guard<std::mutex> lock(config_mutex);
+  auto [it, inserted] = configs.emplace(key, c);
+  if (inserted) {
+    switch (c.source) {
+      case ConfigSource::user_database: ++lookups.user_database; break;
+      case ConfigSource::pretuned: ++lookups.pretuned; break;
+      case ConfigSource::builtin_default: ++lookups.defaults; break;
+      case ConfigSource::override_config: ++lookups.overrides; break;
+    }
+    log::debug("{} uses {} ({}{}{})", key.str(), c.config.str(key.kernel), source_name(c.source),
+               c.detail.empty() ? "" : ", ", c.detail);
+  }
+  return it->second;
+}
+
 const LoadedKernel& Runtime::Impl::kernel(const KernelKey& key) {
-  // Tuned configs are looked up here once the tuner stores them; until then the default.
-  return modules->get(Variant{key, default_config(key)});
+  const ConfigChoice c = choose(key);
+  try {
+    return modules->get(Variant{key, c.config});
+  } catch (const Error& e) {
+    if (c.source == ConfigSource::builtin_default || c.source == ConfigSource::override_config) throw;
+    // A stored config this device cannot run (e.g. more shared memory than it has): default.
+    log::warn("{} with {} from the {} failed ({}); using the default", key.str(), c.config.str(key.kernel),
+              source_name(c.source), e.what());
+    {
+      std::lock_guard<std::mutex> lock(config_mutex);
+      configs[key] = ConfigChoice{default_config(key), ConfigSource::builtin_default, {}};
+    }
+    return modules->get(Variant{key, default_config(key)});
+  }
+}
+
+std::vector<CubinCache::Outcome> Runtime::precompile(const std::vector<Variant>& variants, int threads) {
+  return impl_->cubins->get_many(variants, threads);
+}
+
+ConfigChoice Runtime::config_for(const KernelKey& key) { return impl_->choose(key); }
+
+void Runtime::set_config(const KernelKey& key, const TileConfig& config) {
+  if (auto why = why_invalid(Variant{key, config}); !why.empty())
+    throw Error(Status::invalid_argument, why, {}, Variant{key, config}.str());
+  std::lock_guard<std::mutex> lock(impl_->config_mutex);
+  impl_->configs[key] = ConfigChoice{config, ConfigSource::override_config, {}};
+  ++impl_->lookups.overrides;
+}
+
+void Runtime::clear_config() {
+  std::lock_guard<std::mutex> lock(impl_->config_mutex);
+  impl_->configs.clear();
+}
+
+Runtime::LookupStats Runtime::lookup_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->config_mutex);
+  return impl_->lookups;
 }
 
 }  // namespace vecattn

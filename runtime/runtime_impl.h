@@ -2,7 +2,9 @@
 // The private state of a Runtime, shared by the files that implement its operations.
 #include <cuda.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "runtime/device.h"
 #include "runtime/module_cache.h"
@@ -22,6 +24,13 @@ struct Runtime::Impl {
   CUdeviceptr own_workspace = 0;
   size_t own_workspace_bytes = 0;
   Workspace owned_workspace(size_t bytes);
+
+  // Config lookup: memory -> user database -> pretuned file -> default.
+  std::mutex config_mutex;
+  std::map<KernelKey, ConfigChoice> configs;
+  LookupStats lookups;
+  ConfigChoice choose(const KernelKey& key);
+  ConfigChoice lookup_uncached(const KernelKey& key);
 
   // The loaded kernel of (key, its config) for this device.
   const LoadedKernel& kernel(const KernelKey& key);

@@ -65,6 +65,21 @@ struct Workspace {
   size_t bytes = 0;
 };
 
+// Where the tile config of a kernel came from, first match wins, in this order.
+enum class ConfigSource {
+  override_config,   // set_config() (the tuner, or the caller)
+  user_database,     // tuned on this machine: exact device name, else the same arch
+  pretuned,          // the file shipped for the arch (cache/pretuned/<arch>.json)
+  builtin_default,   // codegen's default table
+};
+const char* source_name(ConfigSource s);
+
+struct ConfigChoice {
+  TileConfig config;
+  ConfigSource source = ConfigSource::builtin_default;
+  std::string detail;  // e.g. the device a tuned row was measured on
+};
+
 struct RuntimeOptions {
   int device = 0;
   // The SQLite file holding compiled kernels (and tuned configs). Empty: the user cache,
@@ -112,6 +127,24 @@ class Runtime {
   // Loads a variant (from memory, the cache database, or NVRTC) so that its first launch
   // pays nothing; returns where it came from.
   CubinOrigin preload(const Variant& v);
+
+  // The tile config a kernel launches with on this device, and where it came from. The first
+  // call per key reads the databases; later calls are a map lookup.
+  ConfigChoice config_for(const KernelKey& key);
+  // Pins a config for a key (the memory layer of the lookup); clear_config() forgets all pins
+  // and every looked-up choice, so the next launch reads the databases again.
+  void set_config(const KernelKey& key, const TileConfig& config);
+  void clear_config();
+
+  // How many first lookups each source served.
+  struct LookupStats {
+    long overrides = 0, user_database = 0, pretuned = 0, defaults = 0;
+  };
+  LookupStats lookup_stats() const;
+
+  // Compiles (or finds in the cache) many variants with up to `threads` NVRTC at once, into the
+  // same cache the launches use, so a later preload or launch finds them.
+  std::vector<CubinCache::Outcome> precompile(const std::vector<Variant>& variants, int threads = 0);
 
   // The key of a kernel on this device (arch filled in).
   KernelKey key(KernelKind kind, int pq, int bk, int gk, int head_dim, DType dtype, bool causal) const;

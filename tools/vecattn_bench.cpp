@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "codegen/error.h"
 #include "runtime/driver.h"
 #include "runtime/vecattn.hpp"
+#include "tuner/synthetic.h"
 
 namespace {
 
@@ -29,69 +31,6 @@ struct Args {
   double strong_fraction = 0.02;  // key columns aligned with the mean query direction
   bool skip_dense = false;
   int device = 0;
-};
-
-// Device memory filled on the host: normal-ish noise (sum of random bits), plus for q a shared
-// direction and for k a direction on `strong_fraction` of the rows (the vertical pattern).
-class DeviceTensor {
- public:
-  DeviceTensor(int64_t b, int64_t h, int64_t s, int64_t d, DType t) : t_(t) {
-    view_ = Tensor::bhsd(nullptr, t, b, h, s, d);
-    bytes_ = size_t(b * h * s * d) * 2;
-    const Driver& drv = Driver::get();
-    drv.check(drv.cuMemAlloc(&ptr_, bytes_), "cuMemAlloc");
-    view_.data = reinterpret_cast<void*>(ptr_);
-  }
-  ~DeviceTensor() { Driver::get().cuMemFree(ptr_); }
-  const Tensor& view() const { return view_; }
-
-  // Fills with rows of noise + weight * dir on a fraction of the rows; the host makes one pool
-  // of rows and copies it around with a rotating offset (filling 30 GiB row by row would take
-  // minutes).
-  void fill(std::mt19937_64& rng, const std::vector<float>& dir, double fraction, float weight) {
-    const int64_t d = view_.head_dim();
-    const int64_t pool_rows = 1 << 16;
-    std::vector<uint16_t> pool(size_t(pool_rows * d));
-    std::bernoulli_distribution strong(fraction);
-    for (int64_t r = 0; r < pool_rows; ++r) {
-      const bool s = strong(rng);
-      for (int64_t j = 0; j < d; j += 4) {
-        const uint64_t bits = rng();
-        for (int64_t e = 0; e < 4; ++e) {
-          const float noise = (float(__builtin_popcount(uint32_t(bits >> (16 * e)) & 0xffffu)) - 8.f) / 2.f;
-          const float x = noise + (s ? weight * dir[size_t(j + e)] : 0.f);
-          uint32_t u;
-          std::memcpy(&u, &x, 4);
-          pool[size_t(r * d + j + e)] = t_ == DType::bf16 ? uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)
-                                                          : half_bits(x);
-        }
-      }
-    }
-    const Driver& drv = Driver::get();
-    const size_t pool_bytes = pool.size() * 2;
-    size_t offset = 0, rotate = 0;
-    while (offset < bytes_) {
-      const size_t start = (rotate * 7919 % pool_rows) * size_t(d) * 2;
-      const size_t n = std::min(bytes_ - offset, pool_bytes - start);
-      drv.check(drv.cuMemcpyHtoD(ptr_ + offset, reinterpret_cast<const char*>(pool.data()) + start, n), "cuMemcpyHtoD");
-      offset += n;
-      ++rotate;
-    }
-  }
-
- private:
-  static uint16_t half_bits(float f) {  // |f| < 65504 here; round to nearest, ties away (a benchmark input)
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    const uint32_t sign = (x >> 16) & 0x8000u;
-    const int e = int((x >> 23) & 0xff) - 127 + 15;
-    if (e <= 0) return uint16_t(sign);
-    return uint16_t(sign | (uint32_t(e) << 10) | ((x & 0x7fffffu) + 0x1000u) >> 13);
-  }
-  CUdeviceptr ptr_ = 0;
-  size_t bytes_ = 0;
-  DType t_;
-  Tensor view_;
 };
 
 class Events {
@@ -139,20 +78,14 @@ int run(const Args& a) {
   d.check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
   ScopedContext scope(ctx);
   std::mt19937_64 rng(std::random_device{}());
-  std::vector<float> dir(size_t(a.head_dim));
-  std::normal_distribution<float> n01;
-  for (auto& x : dir) x = n01(rng);
   std::printf("# %s, B=%lld Hq=%lld Hkv=%lld D=%lld %s %s, Pq=%d Bk=%d Gk=%d, median of %d\n", rt.device().name.c_str(),
               (long long)a.batch, (long long)a.heads, (long long)a.kv_heads, (long long)a.head_dim, a.dtype.c_str(),
               a.causal ? "causal" : "noncausal", a.pq, a.bk, a.gk, a.reps);
   std::printf("%8s %6s %10s %10s %9s %9s %9s %9s %9s %8s %10s %7s\n", "S", "thr", "dense_ms", "dense_TF", "sparse_ms",
               "pool_ms", "select_ms", "attend_ms", "sparsity", "speedup", "ws_MiB", "chunks");
   for (int64_t S : a.seq_lens) {
-    DeviceTensor q(a.batch, a.heads, S, a.head_dim, t), k(a.batch, a.kv_heads, S, a.head_dim, t),
-        v(a.batch, a.kv_heads, S, a.head_dim, t), out(a.batch, a.heads, S, a.head_dim, t);
-    q.fill(rng, dir, 1.0, 1.0f);
-    k.fill(rng, dir, a.strong_fraction, 2.5f);
-    v.fill(rng, dir, 0.0, 0.f);
+    tuner::AttentionInputs in(a.batch, a.heads, a.kv_heads, S, a.head_dim, t, a.strong_fraction, rng);
+    const tuner::DeviceTensor &q = in.q, &k = in.k, &v = in.v, &out = in.out;
     Events ev;
     const double pairs = double(a.batch * a.heads) * (a.causal ? double(S) * double(S + 1) / 2 : double(S) * double(S));
     const double dense_flops = 4.0 * pairs * double(a.head_dim);
@@ -172,6 +105,18 @@ int run(const Args& a) {
       std::fflush(stdout);
     }
   }
+  // What a launch pays for choosing its config once the first lookup is done.
+  const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
+  const auto t0 = std::chrono::steady_clock::now();
+  const ConfigChoice first = rt.config_for(key);
+  const auto t1 = std::chrono::steady_clock::now();
+  constexpr int kLookups = 200000;
+  size_t sink = 0;
+  for (int i = 0; i < kLookups; ++i) sink += size_t(rt.config_for(key).config.rows);
+  const auto t2 = std::chrono::steady_clock::now();
+  std::printf("# config lookup for %s: first %.1f us (%s), then %.0f ns per call%s\n", key.str().c_str(),
+              std::chrono::duration<double, std::micro>(t1 - t0).count(), source_name(first.source),
+              std::chrono::duration<double, std::nano>(t2 - t1).count() / kLookups, sink ? "" : " ");
   d.cuDevicePrimaryCtxRelease(dev);
   return 0;
 }

@@ -1,129 +1,347 @@
-// vecattn-tune: the per-GPU job. Today it builds every kernel variant of the search space into
-// the cache (for a GPU's arch, or offline for --arch) and loads them on the device.
+// vecattn-tune: the per-GPU job. Finds the fastest tile config of every kernel key users need,
+// stores the winners (and the compiled kernels) in the cache database, and moves winners to and
+// from the reviewable per-arch files that ship with the library.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "cache/database.h"
+#include "cache/pretuned_file.h"
 #include "codegen/error.h"
+#include "codegen/kernels.h"
 #include "codegen/log.h"
 #include "codegen/nvrtc.h"
 #include "runtime/cubin_cache.h"
 #include "runtime/device.h"
 #include "runtime/driver.h"
 #include "runtime/vecattn.hpp"
+#include "tuner/presets.h"
 #include "tuner/search_space.h"
+#include "tuner/tuner.h"
 
 namespace {
+
+using namespace vecattn;
 
 constexpr int kExitError = 1;
 constexpr int kExitNoGpu = 2;
 
 struct Args {
+  std::vector<std::string> presets;
+  std::vector<int> pq, bk, gk, head_dim;
+  std::vector<std::string> dtype;
+  std::vector<int> causal;
+  std::string devices = "0";
   std::string arch;
   std::string db;
-  int device = 0;
+  std::string export_path, import_path;
+  int64_t seq_len = 32768;
+  int64_t heads = 16;
+  double budget = 60;
+  int reps = 15;
   int threads = 0;
   bool list = false;
+  bool json = false;
 };
 
-int run(const Args& a) {
-  using namespace vecattn;
-  std::string arch = a.arch;
-  std::optional<DeviceInfo> dev;
-  if (arch.empty()) {
-    std::string why;
-    if (!Driver::available(&why)) {
-      std::fprintf(stderr,
-                   "vecattn-tune: %s\n"
-                   "Tuning needs a GPU. Without one, `vecattn-tune --arch sm_90a` compiles every kernel for that "
-                   "arch into the cache.\n",
-                   why.c_str());
-      return kExitNoGpu;
-    }
-    dev = query_device(a.device);
-    arch = dev->arch;
-  } else {
-    arch = parse_arch(arch);
+tuner::KeyGrid grid_from(const Args& a) {
+  tuner::KeyGrid g = tuner::preset(a.presets.empty() ? "vlm" : a.presets.front());
+  for (size_t i = 1; i < a.presets.size(); ++i) {
+    const auto more = tuner::preset(a.presets[i]);
+    for (bool c : more.causal)
+      if (std::find(g.causal.begin(), g.causal.end(), c) == g.causal.end()) g.causal.push_back(c);
   }
-
-  const std::vector<Variant> variants = tuner::all_variants(arch);
-  if (a.list) {
-    for (const auto& v : variants) std::printf("%s\n", v.str().c_str());
-    return 0;
+  if (!a.pq.empty()) g.pq = a.pq;
+  if (!a.bk.empty()) g.bk = a.bk;
+  if (!a.gk.empty()) g.gk = a.gk;
+  if (!a.head_dim.empty()) g.head_dim = a.head_dim;
+  if (!a.dtype.empty()) {
+    g.dtype.clear();
+    for (const auto& t : a.dtype) g.dtype.push_back(parse_dtype(t));
   }
+  if (!a.causal.empty()) {
+    g.causal.clear();
+    for (int c : a.causal) g.causal.push_back(c != 0);
+  }
+  return g;
+}
 
-  const std::string db_path = a.db.empty() ? cache::default_database_path() : a.db;
-  auto db = std::shared_ptr<cache::Database>(cache::Database::open(db_path));
-  if (db->read_only()) throw Error(Status::cache_error, fmt::format("cache database {} is read-only", db_path));
-  const Nvrtc& nv = Nvrtc::get();
-  std::fprintf(stderr, "vecattn-tune: %zu variants for %s%s, NVRTC %s, cache %s\n", variants.size(), arch.c_str(),
-               dev ? fmt::format(" ({} #{})", dev->name, dev->ordinal).c_str() : " (offline)", nv.version().c_str(),
-               db_path.c_str());
+std::vector<int> parse_devices(const std::string& spec) {
+  std::vector<int> out;
+  if (spec == "all") {
+    for (int i = 0; i < device_count(); ++i) out.push_back(i);
+    return out;
+  }
+  size_t start = 0;
+  while (start <= spec.size()) {
+    const size_t comma = spec.find(',', start);
+    const std::string tok = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const long v = std::strtol(tok.c_str(), &end, 10);
+    if (tok.empty() || *end || v < 0)
+      throw Error(Status::invalid_argument, fmt::format("--device '{}': use a list of ordinals (0,1) or all", spec));
+    out.push_back(int(v));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 
+std::string clock(double s) {
+  const long t = long(s);
+  return fmt::format("{:02}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60);
+}
+
+// One line on stderr, rewritten in place: key i/n, candidate j/m, elapsed and ETA.
+class ProgressBar {
+ public:
+  explicit ProgressBar(size_t keys) : keys_(keys), start_(std::chrono::steady_clock::now()) {}
+  void update(int device, size_t key_index, const std::string& key, int cand, int cands) {
+    std::lock_guard<std::mutex> lock(m_);
+    const double el = elapsed();
+    const double eta = done_ ? el / double(done_) * double(keys_ - done_) : 0;
+    std::fprintf(stderr, "\r\033[K[gpu %d] key %zu/%zu %s  candidate %d/%d  elapsed %s  ETA %s", device, key_index + 1,
+                 keys_, key.c_str(), cand + 1, cands, clock(el).c_str(), done_ ? clock(eta).c_str() : "--:--:--");
+    std::fflush(stderr);
+  }
+  void key_done() {
+    std::lock_guard<std::mutex> lock(m_);
+    ++done_;
+  }
+  void finish() {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::mutex m_;
+  size_t keys_, done_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+std::string db_path_of(const Args& a) {
+  const std::string p = a.db.empty() ? cache::default_database_path() : a.db;
+  if (p.empty()) throw Error(Status::cache_error, "no cache database path: set --db, VECATTN_CACHE_DIR or HOME");
+  return p;
+}
+
+int do_import(const Args& a) {
+  const auto rows = cache::read_pretuned_file(a.import_path);
+  auto db = cache::Database::open(db_path_of(a));
+  for (const auto& r : rows) db->put_tuned(r);
+  std::printf("imported %zu tuned configs from %s into %s\n", rows.size(), a.import_path.c_str(), db->path().c_str());
+  return 0;
+}
+
+int do_export(const Args& a, const std::string& arch) {
+  auto db = cache::Database::open(db_path_of(a), cache::Database::Access::read_only);
+  const auto rows = db->all_tuned(arch);
+  cache::write_pretuned_file(a.export_path, rows);
+  std::printf("exported %zu tuned configs%s to %s\n", rows.size(), arch.empty() ? "" : (" for " + arch).c_str(),
+              a.export_path.c_str());
+  return 0;
+}
+
+// Offline: every candidate variant of the keys, compiled into the cache for `arch`.
+int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::string& arch) {
+  std::vector<Variant> variants;
+  for (const auto& k : keys)
+    for (const auto& c : tuner::candidates(k)) variants.push_back(Variant{k, c});
+  auto db = std::shared_ptr<cache::Database>(cache::Database::open(db_path_of(a)));
+  std::fprintf(stderr, "vecattn-tune: compiling %zu variants of %zu keys for %s (offline), NVRTC %s, cache %s\n",
+               variants.size(), keys.size(), arch.c_str(), Nvrtc::get().version().c_str(), db->path().c_str());
   CubinCache cubins(db);
   const auto t0 = std::chrono::steady_clock::now();
   const auto outcomes = cubins.get_many(variants, a.threads);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  // On a GPU each module is then loaded through a runtime over the same database: what a
-  // second process pays for a kernel it finds in the cache.
-  std::unique_ptr<Runtime> rt;
-  if (dev) {
-    RuntimeOptions o;
-    o.device = a.device;
-    o.cache_path = db_path;
-    rt = std::make_unique<Runtime>(o);
-  }
   int failed = 0;
-  std::printf("%-44s %-9s %10s %10s\n", "variant", "cubin", "nvrtc s", dev ? "load ms" : "");
-  for (size_t i = 0; i < variants.size(); ++i) {
-    const auto& o = outcomes[i];
-    std::string load;
-    if (o.error) {
+  for (size_t i = 0; i < variants.size(); ++i)
+    if (outcomes[i].error) {
       ++failed;
-      std::fprintf(stderr, "%s: %s\n%s\n", variants[i].str().c_str(), o.error->what(), o.error->detail().c_str());
-    } else if (rt) {
-      try {
-        const auto l0 = std::chrono::steady_clock::now();
-        rt->preload(variants[i]);
-        load = fmt::format("{:.2f}", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - l0).count());
-      } catch (const Error& e) {
-        ++failed;
-        load = "FAILED";
-        std::fprintf(stderr, "%s: %s\n", variants[i].str().c_str(), e.what());
-      }
+      std::fprintf(stderr, "%s: %s\n%s\n", variants[i].str().c_str(), outcomes[i].error->what(),
+                   outcomes[i].error->detail().c_str());
     }
-    const std::string origin = o.error ? "FAILED" : origin_name(o.result.origin);
-    const std::string nvrtc_s =
-        !o.error && o.result.origin == CubinOrigin::compiled ? fmt::format("{:.3f}", o.result.kernel->seconds) : "-";
-    std::printf("%-44s %-9s %10s %10s\n", variants[i].str().c_str(), origin.c_str(), nvrtc_s.c_str(), load.c_str());
-  }
   const auto& s = cubins.stats();
-  std::printf("\n%zu variants in %.1f s: %ld compiled, %ld from the cache, %d failed\n", variants.size(), seconds,
-              s.compiles.load(), s.database_hits.load(), failed);
+  std::printf("%zu variants in %.1f s: %ld compiled, %ld from the cache, %d failed\n", variants.size(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s.compiles.load(),
+              s.database_hits.load(), failed);
   return failed ? kExitError : 0;
+}
+
+struct Tuned {
+  tuner::Result result;
+  std::string device;
+};
+
+int do_tune(const Args& a, const std::vector<int>& devices) {
+  const std::string db_path = db_path_of(a);
+  { cache::Database::open(db_path); }  // fail early (and create it) before any worker starts
+  const DeviceInfo first = query_device(devices.front());
+  const std::vector<KernelKey> keys = tuner::grid_keys(grid_from(a), first.arch);
+  for (int d : devices)
+    if (query_device(d).arch != first.arch)
+      throw Error(Status::invalid_argument, "--device: every GPU of one run must have the same arch");
+  std::fprintf(stderr, "vecattn-tune: %zu keys on %zu GPU%s (%s), S=%lld, %lld heads, budget %.0f s per key, cache %s\n",
+               keys.size(), devices.size(), devices.size() == 1 ? "" : "s", first.name.c_str(), (long long)a.seq_len,
+               (long long)a.heads, a.budget, db_path.c_str());
+
+  tuner::Options o;
+  o.seq_len = a.seq_len;
+  o.heads = a.heads;
+  o.budget_s = a.budget;
+  o.reps = a.reps;
+
+  std::vector<Variant> variants;
+  for (const auto& k : keys)
+    for (const auto& c : tuner::candidates(k)) variants.push_back(Variant{k, c});
+
+  ProgressBar bar(keys.size());
+  std::atomic<size_t> next{0};
+  std::mutex results_mutex;
+  std::vector<Tuned> results;
+  std::vector<std::string> errors;
+  auto worker = [&](int device) {
+    try {
+      RuntimeOptions ro;
+      ro.device = device;
+      ro.cache_path = db_path;
+      Runtime rt(ro);
+      auto db = cache::Database::open(db_path);
+      // The compiles run beside the timing; a candidate not yet compiled waits for its own.
+      std::thread compiler;
+      if (device == devices.front())
+        compiler = std::thread([&rt, &variants, threads = a.threads] { rt.precompile(variants, threads); });
+      tuner::Tuner tuner(rt, o);
+      for (size_t i; (i = next.fetch_add(1)) < keys.size();) {
+        const KernelKey& k = keys[i];
+        const std::string name = k.str();
+        tuner::Result r = tuner.tune(k, [&](int c, int n) { bar.update(device, i, name, c, n); });
+        bar.key_done();
+        if (std::isfinite(r.best_ms)) {
+          cache::TunedRow row;
+          row.kernel_key = name;
+          row.config = r.best.str(k.kernel);
+          row.device_name = rt.device().name;
+          row.arch = rt.device().arch;
+          row.median_ms = r.best_ms;
+          row.default_ms = r.default_ms;
+          row.density = r.density;
+          row.seq_len = r.seq_len;
+          row.driver_version = rt.device().driver_version;
+          row.nvrtc_version = Nvrtc::get().version();
+          row.library_version = library_version();
+          db->put_tuned(row);
+        }
+        std::lock_guard<std::mutex> lock(results_mutex);
+        results.push_back({std::move(r), rt.device().name});
+      }
+      if (compiler.joinable()) compiler.join();
+    } catch (const Error& e) {
+      std::lock_guard<std::mutex> lock(results_mutex);
+      errors.push_back(fmt::format("gpu {}: {}{}{}", device, e.what(), e.detail().empty() ? "" : "\n", e.detail()));
+      next = keys.size();  // stop the other workers too
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int d : devices) workers.emplace_back(worker, d);
+  for (auto& w : workers) w.join();
+  bar.finish();
+  for (const auto& e : errors) std::fprintf(stderr, "vecattn-tune: %s\n", e.c_str());
+
+  std::sort(results.begin(), results.end(), [](const Tuned& x, const Tuned& y) { return x.result.key < y.result.key; });
+  if (a.json) {
+    std::printf("[\n");
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i].result;
+      std::printf("  {\"key\": \"%s\", \"config\": \"%s\", \"default_config\": \"%s\", \"default_ms\": %.6g, "
+                  "\"tuned_ms\": %.6g, \"speedup\": %.4g, \"density\": %.4g, \"seq_len\": %lld, \"device\": \"%s\", "
+                  "\"seconds\": %.2f}%s\n",
+                  r.key.str().c_str(), r.best.str(r.key.kernel).c_str(),
+                  r.candidates.front().config.str(r.key.kernel).c_str(), r.default_ms, r.best_ms,
+                  r.default_ms / r.best_ms, r.density, (long long)r.seq_len, results[i].device.c_str(), r.seconds,
+                  i + 1 < results.size() ? "," : "");
+    }
+    std::printf("]\n");
+  } else {
+    std::printf("%-52s %-18s %11s %11s %8s %8s %7s\n", "key", "winner", "default_ms", "tuned_ms", "speedup", "density",
+                "tune_s");
+    for (const auto& t : results) {
+      const auto& r = t.result;
+      std::printf("%-52s %-18s %11.4f %11.4f %7.2fx %8.4f %7.1f\n", r.key.str().c_str(), r.best.str(r.key.kernel).c_str(),
+                  r.default_ms, r.best_ms, r.default_ms / r.best_ms, r.density, r.seconds);
+    }
+  }
+  std::fprintf(stderr, "vecattn-tune: %zu of %zu keys tuned in %s; winners stored in %s\n", results.size(), keys.size(),
+               clock(bar.elapsed()).c_str(), db_path.c_str());
+  return errors.empty() && results.size() == keys.size() ? 0 : kExitError;
+}
+
+int run(const Args& a) {
+  if (!a.import_path.empty()) return do_import(a);
+
+  std::string arch = a.arch.empty() ? "" : parse_arch(a.arch);
+  std::string why;
+  const bool have_gpu = Driver::available(&why);
+  std::vector<int> devices;
+  if (have_gpu) devices = parse_devices(a.devices);
+  if (arch.empty() && have_gpu) arch = query_device(devices.front()).arch;
+
+  if (!a.export_path.empty()) return do_export(a, arch);
+  if (arch.empty()) {
+    std::fprintf(stderr,
+                 "vecattn-tune: %s\n"
+                 "Tuning needs a GPU. Without one, `vecattn-tune --arch sm_90a` compiles every kernel for that arch "
+                 "into the cache, and --list, --export and --import work.\n",
+                 why.c_str());
+    return kExitNoGpu;
+  }
+  const std::vector<KernelKey> keys = tuner::grid_keys(grid_from(a), arch);
+  if (a.list) {
+    for (const auto& k : keys) std::printf("%s  (%zu candidates)\n", k.str().c_str(), tuner::candidates(k).size());
+    return 0;
+  }
+  if (!a.arch.empty()) return do_precompile(a, keys, arch);
+  return do_tune(a, devices);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"vecattn-tune: build and tune vecattn's kernels for a GPU, storing them in the cache"};
+  CLI::App app{"vecattn-tune: find the fastest kernel configs for this GPU and store them in the cache"};
   Args a;
-  app.add_option("--arch", a.arch, "compile for this arch without a GPU (e.g. sm_80, sm_90a)");
+  app.add_option("--preset", a.presets, "vlm (causal) and/or dit (non-causal); default vlm")
+      ->check(CLI::IsMember({"vlm", "dit"}))
+      ->delimiter(',');
+  app.add_option("--pq", a.pq, "query pooling sizes (64,128)")->delimiter(',');
+  app.add_option("--bk", a.bk, "key tiles of selection (16,32,64)")->delimiter(',');
+  app.add_option("--gk", a.gk, "tiles per selection group (powers of two 1..128)")->delimiter(',');
+  app.add_option("--head-dim", a.head_dim, "head dims (64,128)")->delimiter(',');
+  app.add_option("--dtype", a.dtype, "bf16,fp16")->check(CLI::IsMember({"bf16", "fp16"}))->delimiter(',');
+  app.add_option("--causal", a.causal, "1, 0 or 1,0")->check(CLI::Range(0, 1))->delimiter(',');
+  app.add_option("--device", a.devices, "GPU ordinals (0,1) or all: one worker per GPU, one shared database");
+  app.add_option("--arch", a.arch, "without a GPU: compile every candidate for this arch (sm_80, sm_90a) into the cache");
   app.add_option("--db", a.db, "cache database (default: $VECATTN_CACHE_DIR or $XDG_CACHE_HOME/vecattn/vecattn.sqlite)");
-  app.add_option("--device", a.device, "CUDA device ordinal")->check(CLI::NonNegativeNumber);
+  app.add_option("--seq-len", a.seq_len, "sequence length of the tuning inputs")->check(CLI::Range(int64_t(64), int64_t(1) << 22));
+  app.add_option("--heads", a.heads, "heads of the tuning inputs")->check(CLI::Range(1, 256));
+  app.add_option("--budget", a.budget, "seconds per key at most")->check(CLI::PositiveNumber);
+  app.add_option("--reps", a.reps, "timed runs per candidate (the median counts)")->check(CLI::Range(1, 1000));
   app.add_option("--threads", a.threads, "parallel NVRTC compiles (default: min(cores, 8))")->check(CLI::NonNegativeNumber);
-  app.add_flag("--list", a.list, "list the kernel variants and exit");
+  app.add_flag("--list", a.list, "list the keys that would be tuned and exit");
+  app.add_option("--export", a.export_path, "write the tuned configs of the arch to this pretuned file");
+  app.add_option("--import", a.import_path, "read a pretuned file into the database");
+  app.add_flag("--json", a.json, "print the results as JSON instead of a table");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(a);
-  } catch (const vecattn::Error& e) {
+  } catch (const Error& e) {
     std::fprintf(stderr, "vecattn-tune: %s\n", e.what());
     if (!e.detail().empty()) std::fprintf(stderr, "%s\n", e.detail().c_str());
-    return e.status() == vecattn::Status::no_driver || e.status() == vecattn::Status::no_device ? kExitNoGpu
-                                                                                                  : kExitError;
+    return e.status() == Status::no_driver || e.status() == Status::no_device ? kExitNoGpu : kExitError;
   }
 }
