@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "cache/database.h"
 #include "cache/pretuned_file.h"
 #include "codegen/error.h"
@@ -101,13 +103,17 @@ std::string clock(double s) {
 // One line on stderr, rewritten in place: key i/n, candidate j/m, elapsed and ETA.
 class ProgressBar {
  public:
-  explicit ProgressBar(size_t keys) : keys_(keys), start_(std::chrono::steady_clock::now()) {}
+  explicit ProgressBar(size_t keys)
+      : keys_(keys), tty_(isatty(fileno(stderr))), start_(std::chrono::steady_clock::now()) {}
+  // On a terminal the line is redrawn for every candidate; in a log, one line per key.
   void update(int device, size_t key_index, const std::string& key, int cand, int cands) {
     std::lock_guard<std::mutex> lock(m_);
+    if (!tty_ && cand > 0) return;
     const double el = elapsed();
     const double eta = done_ ? el / double(done_) * double(keys_ - done_) : 0;
-    std::fprintf(stderr, "\r\033[K[gpu %d] key %zu/%zu %s  candidate %d/%d  elapsed %s  ETA %s", device, key_index + 1,
-                 keys_, key.c_str(), cand + 1, cands, clock(el).c_str(), done_ ? clock(eta).c_str() : "--:--:--");
+    std::fprintf(stderr, "%s[gpu %d] key %zu/%zu %s  candidate %d/%d  elapsed %s  ETA %s%s", tty_ ? "\r\033[K" : "",
+                 device, key_index + 1, keys_, key.c_str(), cand + 1, cands, clock(el).c_str(),
+                 done_ ? clock(eta).c_str() : "--:--:--", tty_ ? "" : "\n");
     std::fflush(stderr);
   }
   void key_done() {
@@ -115,7 +121,7 @@ class ProgressBar {
     ++done_;
   }
   void finish() {
-    std::fprintf(stderr, "\r\033[K");
+    if (tty_) std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
   }
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
@@ -123,6 +129,7 @@ class ProgressBar {
  private:
   std::mutex m_;
   size_t keys_, done_ = 0;
+  bool tty_;
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -214,9 +221,14 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
       Runtime rt(ro);
       auto db = cache::Database::open(db_path);
       // The compiles run beside the timing; a candidate not yet compiled waits for its own.
-      std::thread compiler;
+      struct Joined {
+        std::thread t;
+        ~Joined() {
+          if (t.joinable()) t.join();
+        }
+      } compiler;
       if (device == devices.front())
-        compiler = std::thread([&rt, &variants, threads = a.threads] { rt.precompile(variants, threads); });
+        compiler.t = std::thread([&rt, &variants, threads = a.threads] { rt.precompile(variants, threads); });
       tuner::Tuner tuner(rt, o);
       for (size_t i; (i = next.fetch_add(1)) < keys.size();) {
         const KernelKey& k = keys[i];
@@ -241,7 +253,6 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
         std::lock_guard<std::mutex> lock(results_mutex);
         results.push_back({std::move(r), rt.device().name});
       }
-      if (compiler.joinable()) compiler.join();
     } catch (const Error& e) {
       std::lock_guard<std::mutex> lock(results_mutex);
       errors.push_back(fmt::format("gpu {}: {}{}{}", device, e.what(), e.detail().empty() ? "" : "\n", e.detail()));

@@ -71,8 +71,22 @@ struct Tuner::Inputs {
   }
 };
 
-Tuner::Tuner(Runtime& rt, const Options& options) : rt_(rt), o_(options), rng_(std::random_device{}()) {}
-Tuner::~Tuner() = default;
+Tuner::Tuner(Runtime& rt, const Options& options) : rt_(rt), o_(options), rng_(std::random_device{}()) {
+  const Driver& d = Driver::get();
+  CUdevice dev;
+  d.check(d.cuDeviceGet(&dev, rt.device().ordinal), "cuDeviceGet");
+  d.check(d.cuDevicePrimaryCtxRetain(&context_, dev), "cuDevicePrimaryCtxRetain");
+}
+
+Tuner::~Tuner() {
+  {
+    ScopedContext scope(context_);  // the inputs are freed in their context
+    inputs_.clear();
+  }
+  CUdevice dev;
+  const Driver& d = Driver::get();
+  if (d.cuDeviceGet(&dev, rt_.device().ordinal) == CUDA_SUCCESS) d.cuDevicePrimaryCtxRelease(dev);
+}
 
 Tuner::Inputs& Tuner::inputs_for(const KernelKey& key) {
   auto& slot = inputs_[{key.head_dim, key.dtype}];
@@ -175,6 +189,7 @@ double Tuner::selection_density(const KernelKey& key, Inputs& in) {
 }
 
 Result Tuner::tune(const KernelKey& key, const Progress& progress) {
+  ScopedContext scope(context_);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   Result r;

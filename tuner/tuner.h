@@ -62,6 +62,7 @@ class Tuner {
   double selection_density(const KernelKey& key, Inputs& in);
 
   Runtime& rt_;
+  CUcontext context_ = nullptr;   // the device's primary context, current while tuning
   Options o_;
   std::mt19937_64 rng_;
   std::map<std::pair<int, DType>, std::unique_ptr<Inputs>> inputs_;
