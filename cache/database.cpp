@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
+#include <thread>
 
 #include "cache/sqlite.h"
 #include "codegen/error.h"
@@ -12,9 +16,6 @@
 
 namespace vecattn::cache {
 namespace {
-
-// Waits this long for another process's write lock before a statement fails.
-constexpr int kBusyTimeoutMs = 10000;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS cubins (
@@ -33,7 +34,40 @@ CREATE TABLE IF NOT EXISTS cubins (
 );
 )sql";
 
-[[noreturn]] void fail(const std::string& path, const std::string& why) {
+// The arch index serves get_tuned_for_arch: a GPU with no row of its own takes a sibling's.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS tuned_configs (
+  kernel_key       TEXT NOT NULL,
+  config           TEXT NOT NULL,
+  device_name      TEXT NOT NULL,
+  arch             TEXT NOT NULL,
+  median_ms        REAL NOT NULL,
+  default_ms       REAL NOT NULL,
+  density          REAL NOT NULL,
+  seq_len          INTEGER NOT NULL,
+  driver_version   INTEGER NOT NULL,
+  nvrtc_version    TEXT NOT NULL,
+  library_version  TEXT NOT NULL,
+  created          TEXT NOT NULL,
+  PRIMARY KEY (kernel_key, device_name)
+);
+CREATE INDEX IF NOT EXISTS tuned_configs_arch ON tuned_configs (kernel_key, arch);
+)sql";
+
+// One step per schema version, applied in order from the file's version: a file at version 0
+// gets every step, a file at 1 only the later ones. A new version is one more entry.
+struct Migration {
+  int to_version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {
+    {1, kSchemaV1},
+    {2, kSchemaV2},
+};
+static_assert(std::size(kMigrations) == kSchemaVersion && kMigrations[kSchemaVersion - 1].to_version == kSchemaVersion,
+              "every schema version needs its migration step");
+
+[[noreturn]] void fail_at(const std::string& path, const std::string& why) {
   throw Error(Status::cache_error, fmt::format("cache database {}: {}", path, why));
 }
 
@@ -44,21 +78,39 @@ int read_user_version(sqlite3* db, const std::string& path) {
   int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
   sqlite3_finalize(st);
   if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-    fail(path, "is not a vecattn cache (not a SQLite database, or corrupt); it was left untouched");
-  if (rc != SQLITE_ROW) fail(path, fmt::format("cannot be read: {}", sqlite3_errmsg(db)));
+    fail_at(path, "is not a vecattn cache (not a SQLite database, or corrupt); it was left untouched");
+  if (rc != SQLITE_ROW) fail_at(path, fmt::format("cannot be read: {}", sqlite3_errmsg(db)));
   return v;
+}
+
+// Switching to WAL needs the file to itself for a moment, and SQLite does not call the busy
+// handler for that: processes opening a fresh cache together would fail here, so this waits
+// itself, as long as the busy timeout.
+void enable_wal(sqlite3* db, int busy_timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(busy_timeout_ms, 0));
+  for (int sleep_ms = 1;; sleep_ms = std::min(2 * sleep_ms, 50)) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+    if (!busy || std::chrono::steady_clock::now() >= deadline) return check(db, rc, "PRAGMA journal_mode=WAL");
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  }
+}
+
+std::string newer_schema(int version) {
+  return fmt::format("was written by a newer vecattn (schema {}, this build knows {}); it was left untouched", version,
+                     kSchemaVersion);
 }
 
 }  // namespace
 
-std::unique_ptr<Database> Database::open(const std::string& path, Access access) {
-  if (path.empty()) fail(path, "no path given");
+std::unique_ptr<Database> Database::open(const std::string& path, Access access, int busy_timeout_ms) {
+  if (path.empty()) fail_at(path, "no path given");
   if (access == Access::read_write) {
     std::error_code ec;
     auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   } else if (!std::filesystem::exists(path)) {
-    fail(path, "does not exist");
+    fail_at(path, "does not exist");
   }
 
   sqlite3* db = nullptr;
@@ -67,23 +119,25 @@ std::unique_ptr<Database> Database::open(const std::string& path, Access access)
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
-    fail(path, fmt::format("cannot be opened: {}", msg));
+    fail_at(path, fmt::format("cannot be opened: {}", msg));
   }
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
   // A file the OS protects opens read-only even when asked for read-write.
   if (access == Access::read_write && sqlite3_db_readonly(db, "main") == 1) access = Access::read_only;
   std::unique_ptr<Database> self(new Database(db, path, access));
 
   const int version = read_user_version(db, path);
-  if (version > kSchemaVersion)
-    fail(path, fmt::format("was written by a newer vecattn (schema {}, this build knows {}); it was left untouched",
-                           version, kSchemaVersion));
+  if (version > kSchemaVersion) fail_at(path, newer_schema(version));
   if (self->access_ == Access::read_write) {
-    exec(db, "PRAGMA journal_mode=WAL");
+    enable_wal(db, busy_timeout_ms);
+    // In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last commits, which a
+    // cache rebuilds, and each commit saves an fsync.
+    exec(db, "PRAGMA synchronous=NORMAL");
     self->migrate();
-  } else if (version < kSchemaVersion) {
-    fail(path, fmt::format("has schema {} and is read-only, so it cannot be brought to schema {}", version,
-                           kSchemaVersion));
+  } else if (version < 1) {
+    fail_at(path, "has no vecattn tables (schema 0) and is read-only, so they cannot be created");
+  } else {
+    self->schema_ = version;
   }
   return self;
 }
@@ -91,20 +145,30 @@ std::unique_ptr<Database> Database::open(const std::string& path, Access access)
 Database::~Database() { sqlite3_close(db_); }
 
 // Creates or upgrades the schema in one write transaction; a concurrent opener waits, then
-// sees the work done.
+// sees the work done. Any failure rolls the file back to the version it had.
 void Database::migrate() {
   std::lock_guard<std::mutex> lock(mutex_);
   exec(db_, "BEGIN IMMEDIATE");
   try {
-    int version = read_user_version(db_, path_);
-    if (version < 1) exec(db_, kSchemaV1);
-    if (version < kSchemaVersion) exec(db_, fmt::format("PRAGMA user_version = {}", kSchemaVersion));
+    const int found = read_user_version(db_, path_);
+    // Another process may have upgraded the file since open looked.
+    if (found > kSchemaVersion) fail(newer_schema(found));
+    int version = found;
+    for (const Migration& m : kMigrations) {
+      if (version >= m.to_version) continue;
+      exec(db_, m.sql);
+      version = m.to_version;
+    }
+    if (version != found) exec(db_, fmt::format("PRAGMA user_version = {}", version));
     exec(db_, "COMMIT");
+    schema_ = version;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
+
+void Database::fail(const std::string& why) const { fail_at(path_, why); }
 
 int Database::schema_version() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -138,7 +202,7 @@ Found Database::get_cubin(const std::string& variant, const std::string& fingerp
 }
 
 void Database::put_cubin(const CubinRow& row) {
-  if (access_ == Access::read_only) fail(path_, "is read-only");
+  if (access_ == Access::read_only) fail("is read-only");
   std::lock_guard<std::mutex> lock(mutex_);
   Statement st(db_,
                "INSERT OR REPLACE INTO cubins (variant, fingerprint, nvrtc_version, arch, library_version, "

@@ -1,17 +1,24 @@
 #pragma once
-// The SQLite store: compiled cubins today, tuned configs beside them (schema versioned).
+// The SQLite store: compiled cubins and tuned configs (schema versioned, migrated on open).
 // One connection per Database, guarded by a mutex; several processes may share one file
 // (WAL, busy timeout). Failures throw Error(cache_error); callers decide to warn and go on.
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "cache/tuned.h"
 
 struct sqlite3;
 
 namespace vecattn::cache {
 
-constexpr int kSchemaVersion = 1;
+// 1: cubins. 2: tuned_configs. Each version is one step of the migration list in database.cpp.
+constexpr int kSchemaVersion = 2;
+
+// How long a statement waits for another connection's write lock before it fails.
+constexpr int kDefaultBusyTimeoutMs = 10000;
 
 struct CubinRow {
   std::string variant;         // Variant::str(): the readable name of the kernel variant
@@ -30,10 +37,15 @@ class Database {
  public:
   enum class Access { read_write, read_only };
 
-  // Opens (and for read_write creates, with parent folders) the file at path. Throws
-  // Error(cache_error) when the file is not a database, was written by a newer schema, or
-  // cannot be opened; the file is never rewritten in those cases.
-  static std::unique_ptr<Database> open(const std::string& path, Access access = Access::read_write);
+  // Opens (and for read_write creates, with parent folders) the file at path, and brings an
+  // older schema to kSchemaVersion. Throws Error(cache_error) when the file is not a database,
+  // was written by a newer schema, or cannot be opened; the file is never rewritten in those
+  // cases. A file opened read-only (asked for, or protected by the OS) cannot migrate: at
+  // schema 1 it still opens, its cubins read as usual and it has no tuned rows (get_tuned finds
+  // nothing, put_tuned throws as on any read-only file); at schema 0 it has nothing to read and
+  // open throws.
+  static std::unique_ptr<Database> open(const std::string& path, Access access = Access::read_write,
+                                        int busy_timeout_ms = kDefaultBusyTimeoutMs);
   ~Database();
 
   const std::string& path() const { return path_; }
@@ -48,13 +60,28 @@ class Database {
   void put_cubin(const CubinRow& row);
   long long count_cubins();
 
+  // Tuned configs (cache/tuned.cpp). put_tuned inserts or replaces the row of (kernel_key,
+  // device_name), filling `created` when empty; it throws when check_tuned_row finds fault.
+  void put_tuned(const TunedRow& row);
+  // The row tuned on exactly this device.
+  std::optional<TunedRow> get_tuned(const std::string& kernel_key, const std::string& device_name);
+  // The newest row of any device of the arch: a sibling GPU's winner beats the built-in default.
+  std::optional<TunedRow> get_tuned_for_arch(const std::string& kernel_key, const std::string& arch);
+  // Every row, or the arch's when arch is non-empty; ordered by kernel_key, then device_name.
+  std::vector<TunedRow> all_tuned(const std::string& arch = "");
+  long long count_tuned();
+
  private:
   Database(sqlite3* db, std::string path, Access access) : db_(db), path_(std::move(path)), access_(access) {}
   void migrate();
+  [[noreturn]] void fail(const std::string& why) const;
+  // False only for a read-only file left at schema 1.
+  bool has_tuned_table() const { return schema_ >= 2; }
 
   sqlite3* db_;
   std::string path_;
   Access access_;
+  int schema_ = 0;  // as opened (after migrating, when writable)
   std::mutex mutex_;
 };
 
