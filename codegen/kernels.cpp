@@ -117,16 +117,9 @@ std::string why_invalid(const Variant& v) {
   if (c.canonical(v.key.kernel) != c)
     return fmt::format("config fields unused by {} must be zero", kernel_name(v.key.kernel));
   switch (v.key.kernel) {
-    case KernelKind::pool: {
-      // Mirrors the static_asserts of pool.cuh.
-      const int vecs_per_row = v.key.head_dim / 8;
-      const int threads = c.warps * 32;
+    case KernelKind::pool:
       if (c.warps < 1 || c.warps > 16) return fmt::format("pool warps {} is out of range: use 1..16", c.warps);
-      if (threads % vecs_per_row) return "pool threads must cover whole rows";
-      if (threads / vecs_per_row > v.key.pq)
-        return fmt::format("pool with {} warps has more row groups than Pq={} rows", c.warps, v.key.pq);
       return {};
-    }
     case KernelKind::select:
       // Mirrors the static_asserts of select.cuh.
       if (c.rows < 16 || c.rows > 128 || c.rows % 16)

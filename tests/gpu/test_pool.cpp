@@ -166,3 +166,34 @@ TEST_CASE("pool launches can be captured in a CUDA graph and replayed", "[gpu][p
   d.cuGraphDestroy(graph);
   d.cuStreamDestroy(stream);
 }
+
+// A tile config never changes a result: the pooled rows feed the selection bit for bit.
+TEST_CASE("every pool config yields the same bits", "[gpu][pool]") {
+  test::TestContext ctx;
+  RuntimeOptions o;
+  o.persist = false;
+  Runtime rt(o);
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> normal(0.3f, 1.f);
+  for (DType t : {DType::bf16, DType::fp16})
+    for (int pq : {64, 128}) {
+      const int64_t B = 2, H = 3, S = 1000, D = 128, nq = (S + pq - 1) / pq;
+      std::vector<uint16_t> host(size_t(B * H * S * D));
+      for (auto& h : host) h = ref::to_bits(t, normal(rng));
+      test::DeviceBuffer q(host.size() * 2), out(size_t(B * H * nq * D) * 2);
+      q.upload(host);
+      const Tensor tq = Tensor::bhsd(q.get(), t, B, H, S, D), tout = Tensor::bhsd(out.get(), t, B, H, nq, D);
+      const KernelKey key = rt.key(KernelKind::pool, pq, 0, 0, int(D), t, false);
+      std::vector<uint16_t> first;
+      for (int warps : {1, 2, 3, 4, 8, 16}) {
+        rt.set_config(key, TileConfig{0, warps, 0, AttnPath::mma});
+        out.poison();
+        rt.pool(tq, tout, pq, nullptr);
+        const auto got = out.download<uint16_t>();
+        if (first.empty()) first = got;
+        INFO(dtype_name(t) << " pq " << pq << " warps " << warps);
+        CHECK(got == first);
+      }
+      rt.clear_config();
+    }
+}
