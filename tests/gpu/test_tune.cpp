@@ -64,7 +64,7 @@ TEST_CASE("tune a small key end to end; the runtime then uses the stored winner"
   }
 }
 
-TEST_CASE("a stored config that is not legal falls back to the default", "[gpu][tune]") {
+TEST_CASE("a stored config that is not legal is skipped for the next layer", "[gpu][tune]") {
   test::TempDir dir;
   RuntimeOptions ro;
   ro.cache_path = dir.file("c.sqlite");
@@ -83,6 +83,12 @@ TEST_CASE("a stored config that is not legal falls back to the default", "[gpu][
   cache::Database::open(ro.cache_path)->put_tuned(row);
   Runtime fresh(ro);
   const ConfigChoice c = fresh.config_for(key);
-  CHECK(c.config == default_config(key));
   CHECK(c.source != ConfigSource::user_database);
+  CHECK(c.config.str(key.kernel) != row.config);
+  // The pretuned file or the default serves, exactly as for a runtime without that row.
+  RuntimeOptions no_db;
+  no_db.persist = false;
+  Runtime plain(no_db);
+  CHECK(c.config == plain.config_for(key).config);
+  CHECK(c.source == plain.config_for(key).source);
 }
