@@ -45,6 +45,7 @@ struct Args {
   std::string export_path, import_path;
   int64_t seq_len = 32768;
   int64_t heads = 16;
+  double strong_fraction = 0.02;
   double budget = 60;
   int reps = 15;
   int threads = 0;
@@ -184,6 +185,7 @@ int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::
 struct Tuned {
   tuner::Result result;
   std::string device;
+  int ordinal;
 };
 
 int do_tune(const Args& a, const std::vector<int>& devices) {
@@ -203,6 +205,7 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
   o.heads = a.heads;
   o.budget_s = a.budget;
   o.reps = a.reps;
+  o.strong_fraction = a.strong_fraction;
 
   std::vector<Variant> variants;
   for (const auto& k : keys)
@@ -251,7 +254,7 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
           db->put_tuned(row);
         }
         std::lock_guard<std::mutex> lock(results_mutex);
-        results.push_back({std::move(r), rt.device().name});
+        results.push_back({std::move(r), rt.device().name, device});
       }
     } catch (const Error& e) {
       std::lock_guard<std::mutex> lock(results_mutex);
@@ -288,8 +291,12 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
                   r.default_ms, r.best_ms, r.default_ms / r.best_ms, r.density, r.seconds);
     }
   }
-  std::fprintf(stderr, "vecattn-tune: %zu of %zu keys tuned in %s; winners stored in %s\n", results.size(), keys.size(),
-               clock(bar.elapsed()).c_str(), db_path.c_str());
+  std::string per_gpu;
+  for (int d : devices)
+    per_gpu += fmt::format("{}gpu {}: {}", per_gpu.empty() ? "" : ", ", d,
+                           std::count_if(results.begin(), results.end(), [d](const Tuned& t) { return t.ordinal == d; }));
+  std::fprintf(stderr, "vecattn-tune: %zu of %zu keys tuned in %s (%s); winners stored in %s\n", results.size(),
+               keys.size(), clock(bar.elapsed()).c_str(), per_gpu.c_str(), db_path.c_str());
   return errors.empty() && results.size() == keys.size() ? 0 : kExitError;
 }
 
@@ -340,6 +347,9 @@ int main(int argc, char** argv) {
   app.add_option("--db", a.db, "cache database (default: $VECATTN_CACHE_DIR or $XDG_CACHE_HOME/vecattn/vecattn.sqlite)");
   app.add_option("--seq-len", a.seq_len, "sequence length of the tuning inputs")->check(CLI::Range(int64_t(64), int64_t(1) << 22));
   app.add_option("--heads", a.heads, "heads of the tuning inputs")->check(CLI::Range(1, 256));
+  app.add_option("--strong-fraction", a.strong_fraction,
+                 "fraction of key columns on the vertical direction in the tuning inputs (sets the selection density)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--budget", a.budget, "seconds per key at most")->check(CLI::PositiveNumber);
   app.add_option("--reps", a.reps, "timed runs per candidate (the median counts)")->check(CLI::Range(1, 1000));
   app.add_option("--threads", a.threads, "parallel NVRTC compiles (default: min(cores, 8))")->check(CLI::NonNegativeNumber);
