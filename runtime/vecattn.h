@@ -167,6 +167,9 @@ vecattn_status vecattn_pool(vecattn_runtime* rt, const vecattn_tensor* q, const 
 vecattn_status vecattn_check_prefill(const vecattn_tensor* q, const vecattn_tensor* k, const vecattn_tensor* v,
                                      const vecattn_tensor* out, const vecattn_prefill_params* params);
 
+/* The library version, e.g. "0.1.0" (defined in libvecattn.so). */
+const char* vecattn_version(void);
+
 /* The text of the last failing call on this thread, or "" when the last call succeeded. */
 const char* vecattn_last_error(void);
 /* "ok", "invalid_argument", ...; "unknown" for a value outside the enum. */
