@@ -17,7 +17,11 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--causal", type=int, default=1)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--csv", help="also write 'seq_len,method,ms' lines here (vecattn-bench --peers reads them)")
     a = ap.parse_args()
+    csv = open(a.csv, "w") if a.csv else None
+    if csv:
+        csv.write("seq_len,method,ms\n")
     dev = torch.device("cuda")
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name()}, B={a.batch} H={a.heads} D={a.head_dim} "
           f"bf16 {'causal' if a.causal else 'noncausal'}")
@@ -42,6 +46,9 @@ def main():
                 times.sort()
                 ms = times[len(times) // 2]
                 print(f"{s:>8} {name:>8} {ms:>10.2f} {4 * pairs * a.head_dim / ms / 1e9:>9.1f}", flush=True)
+                if csv:
+                    csv.write(f"{s},{name},{ms:.4f}\n")
+                    csv.flush()
             except Exception as ex:  # a backend may refuse a shape
                 print(f"{s:>8} {name:>8} failed: {str(ex).splitlines()[0][:80]}", flush=True)
         del q, k, v

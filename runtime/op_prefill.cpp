@@ -245,11 +245,13 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     for (int64_t r = 0; r < S; ++r) {
       const int64_t i = r / P;
       const double kept = counts_host[size_t(u * plan.pooled + i)];
-      double dens;
-      if (r < plan.dense_prefix) dens = 1.0;
-      else if (plan.causal) dens = (double(i > 0 ? std::min(P, S) : 0) + double(r - i * P + 1) + kept) / double(r + 1);
-      else dens = kept / double(S);
-      head_sum += dens;
+      const double visible = plan.causal ? double(r + 1) : double(S);
+      double attended;
+      if (r < plan.dense_prefix) attended = visible;
+      else if (plan.causal) attended = double(i > 0 ? std::min(P, S) : 0) + double(r - i * P + 1) + kept;
+      else attended = kept;
+      stats->kept_pairs += attended;
+      head_sum += attended / visible;
     }
     stats->density[size_t(u % plan.q_heads)] += head_sum / double(S * plan.batch);
     total += head_sum;

@@ -44,6 +44,7 @@ struct PrefillParams {
 struct PrefillStats {
   std::vector<double> density;   // per q head: mean over rows of |attended| / |visible|
   double sparsity = 0;           // 1 - mean density over every row of every head and batch
+  double kept_pairs = 0;         // (query, key) pairs attended, over all heads and batches
   float pool_ms = 0, select_ms = 0, attend_ms = 0;
   int chunks = 0;                // (batch, head) chunks the workspace budget led to
 };

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include <fmt/format.h>
+
+#include "codegen/error.h"
 #include "runtime/driver.h"
 
 namespace vecattn::tuner {
@@ -65,8 +68,15 @@ std::vector<uint16_t> DeviceTensor::download() const {
   return host;
 }
 
+void DeviceTensor::upload(const std::vector<uint16_t>& bits) {
+  if (bits.size() * 2 != bytes_)
+    throw Error(Status::invalid_argument, fmt::format("upload of {} elements into a tensor of {}", bits.size(), bytes_ / 2));
+  const Driver& drv = Driver::get();
+  drv.check(drv.cuMemcpyHtoD(ptr_, bits.data(), bytes_), "cuMemcpyHtoD");
+}
+
 AttentionInputs::AttentionInputs(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seq_len, int64_t head_dim,
-                                 DType t, double strong_fraction, std::mt19937_64& rng)
+                                 DType t, double strong_fraction, std::mt19937_64& rng, bool pattern)
     : q(batch, q_heads, seq_len, head_dim, t),
       k(batch, kv_heads, seq_len, head_dim, t),
       v(batch, kv_heads, seq_len, head_dim, t),
@@ -74,8 +84,8 @@ AttentionInputs::AttentionInputs(int64_t batch, int64_t q_heads, int64_t kv_head
   std::normal_distribution<float> n01;
   std::vector<float> dir(static_cast<size_t>(head_dim));
   for (auto& x : dir) x = n01(rng);
-  q.fill(rng, dir, 1.0, 1.0f);
-  k.fill(rng, dir, strong_fraction, 2.5f);
+  q.fill(rng, dir, pattern ? 1.0 : 0.0, 1.0f);
+  k.fill(rng, dir, pattern ? strong_fraction : 0.0, 2.5f);
   v.fill(rng, dir, 0.0, 0.f);
 }
 

@@ -28,6 +28,8 @@ class DeviceTensor {
   // would take minutes, and the pattern, not the exact values, is what matters.
   void fill(std::mt19937_64& rng, const std::vector<float>& dir, double fraction, float weight);
   std::vector<uint16_t> download() const;
+  // Host bits in [B, H, S, D] order (what a .npy file holds), element count checked.
+  void upload(const std::vector<uint16_t>& bits);
 
  private:
   CUdeviceptr ptr_ = 0;
@@ -35,10 +37,11 @@ class DeviceTensor {
   Tensor view_;
 };
 
-// q, k, v and an output of one shape, filled with the pattern.
+// q, k, v and an output of one shape, filled with the pattern (or, with pattern false, plain
+// noise: no shared direction, no strong columns).
 struct AttentionInputs {
   AttentionInputs(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seq_len, int64_t head_dim, DType t,
-                  double strong_fraction, std::mt19937_64& rng);
+                  double strong_fraction, std::mt19937_64& rng, bool pattern = true);
   DeviceTensor q, k, v, out;
 };
 
