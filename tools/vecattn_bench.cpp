@@ -1,5 +1,6 @@
-// vecattn-bench: times dense attention and VecAttention prefill (pool / select / attend) on
-// synthetic inputs with a vertical-vector pattern, and reports sparsity, workspace and TFLOP/s.
+// vecattn-bench: dense attention and VecAttention prefill side by side (pool / select / attend
+// split, sparsity, recall on sampled rows, error against dense, TFLOP/s on kept pairs), with
+// peers merged from bench/peer_sdpa.py; a table on stdout, and CSV, JSON and an SVG plot.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -7,29 +8,38 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <ctime>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include "codegen/error.h"
 #include "runtime/driver.h"
 #include "runtime/vecattn.hpp"
+#include "tools/bench_report.h"
+#include "tools/npy.h"
 #include "tuner/synthetic.h"
 
 namespace {
 
 using namespace vecattn;
+using bench::BenchRow;
 
 struct Args {
-  std::vector<int64_t> seq_lens{8192, 32768};
+  std::vector<int64_t> seq_lens{8192, 16384, 32768, 65536, 131072};
   int64_t batch = 1, heads = 32, kv_heads = 32, head_dim = 128;
   std::string dtype = "bf16";
   bool causal = true;
   std::vector<float> thresholds{0.8f, 0.9f};
   int pq = 64, bk = 16, gk = 16;
   int reps = 10;
-  double strong_fraction = 0.02;  // key columns aligned with the mean query direction
+  std::string input = "synthetic";
+  double strong_fraction = 0.02;
+  std::string q_npy, k_npy, v_npy;
+  int recall_rows = 64;
   bool skip_dense = false;
+  std::string csv, json, svg, peers;
   int device = 0;
 };
 
@@ -66,6 +76,119 @@ class Events {
   CUevent a_, b_;
 };
 
+float bits_value(DType t, uint16_t b) {
+  if (t == DType::bf16) {
+    const uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  const int e = (b >> 10) & 0x1f;
+  const float m = float(b & 0x3ff);
+  const float v = e == 0 ? std::ldexp(m, -24) : e == 31 ? INFINITY : std::ldexp(1.f + m / 1024.f, e - 15);
+  return (b & 0x8000) ? -v : v;
+}
+
+double relative_error(DType t, const std::vector<uint16_t>& out, const std::vector<uint16_t>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double x = bits_value(t, out[i]), y = bits_value(t, ref[i]);
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+// Full-attention probability mass kept (DESIGN §2.5), mean over rows sampled in batch 0, head 0.
+double sampled_recall(Runtime& rt, const Tensor& q, const Tensor& k, const PrefillParams& p, int rows, std::mt19937_64& rng) {
+  const int64_t S = q.seq_len(), D = q.head_dim(), nq = (S + p.pq - 1) / p.pq, W = (S + 63) / 64;
+  Tensor q0 = q, k0 = k;  // batch 0, head 0 only: the mask of one head is small even at 1M
+  q0.shape[0] = q0.shape[1] = k0.shape[0] = k0.shape[1] = 1;
+  const Driver& d = Driver::get();
+  CUdeviceptr mask;
+  d.check(d.cuMemAlloc(&mask, size_t(nq * W * 8)), "cuMemAlloc");
+  PrefillParams one = p;
+  one.thresholds = p.thresholds ? p.thresholds : nullptr;
+  one.num_thresholds = p.thresholds ? 1 : 0;
+  rt.select(q0, k0, one, Selection{reinterpret_cast<void*>(mask)}, nullptr);
+  std::vector<uint64_t> bits(size_t(nq * W));
+  std::vector<uint16_t> qh(size_t(S * D)), kh(size_t(S * D));
+  d.check(d.cuMemcpyDtoH(bits.data(), mask, bits.size() * 8), "cuMemcpyDtoH");
+  d.cuMemFree(mask);
+  // Rows of head 0 as stored (any seq stride): copied row by row.
+  for (int64_t r = 0; r < S; ++r) {
+    d.check(d.cuMemcpyDtoH(&qh[size_t(r * D)], reinterpret_cast<CUdeviceptr>(q.data) + size_t(r * q.stride[2] * 2), size_t(D * 2)),
+            "cuMemcpyDtoH");
+    d.check(d.cuMemcpyDtoH(&kh[size_t(r * D)], reinterpret_cast<CUdeviceptr>(k.data) + size_t(r * k.stride[2] * 2), size_t(D * 2)),
+            "cuMemcpyDtoH");
+  }
+  std::vector<float> kf(kh.size());
+  for (size_t i = 0; i < kh.size(); ++i) kf[i] = bits_value(q.dtype, kh[i]);
+  std::uniform_int_distribution<int64_t> pick(0, S - 1);
+  const double scale = 1.0 / std::sqrt(double(D));
+  double total = 0;
+  std::vector<double> logits(static_cast<size_t>(S));
+  for (int n = 0; n < rows; ++n) {
+    const int64_t r = pick(rng), i = r / p.pq, visible = p.causal ? r + 1 : S;
+    std::vector<float> qr(static_cast<size_t>(D));
+    for (int64_t c = 0; c < D; ++c) qr[size_t(c)] = bits_value(q.dtype, qh[size_t(r * D + c)]);
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < visible; ++j) {
+      double dot = 0;
+      for (int64_t c = 0; c < D; ++c) dot += double(qr[size_t(c)]) * double(kf[size_t(j * D + c)]);
+      logits[size_t(j)] = dot * scale;
+      mx = std::max(mx, logits[size_t(j)]);
+    }
+    double all = 0, kept = 0;
+    for (int64_t j = 0; j < visible; ++j) {
+      const double w = std::exp(logits[size_t(j)] - mx);
+      all += w;
+      const bool selected = (bits[size_t(i * W + j / 64)] >> (j % 64)) & 1;
+      const bool always = p.causal && (j < p.pq || j >= i * p.pq);  // sink and diagonal blocks
+      if (selected || always) kept += w;
+    }
+    total += kept / all;
+  }
+  return total / rows;
+}
+
+// Lines "S,method,ms" written by bench/peer_sdpa.py --csv.
+std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
+  std::ifstream f(path);
+  if (!f) throw Error(Status::invalid_argument, fmt::format("--peers: cannot read {}", path));
+  std::vector<BenchRow> rows;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty() || line[0] == '#' || line.rfind("seq_len", 0) == 0) continue;
+    std::stringstream ss(line);
+    std::string s, method, ms;
+    std::getline(ss, s, ',');
+    std::getline(ss, method, ',');
+    std::getline(ss, ms, ',');
+    BenchRow r;
+    r.seq_len = std::stoll(s);
+    r.method = method;
+    r.ms = std::stod(ms);
+    const double S = double(r.seq_len);
+    const double pairs = double(a.batch * a.heads) * (a.causal ? S * (S + 1) / 2 : S * S);
+    r.tflops = 4 * pairs * double(a.head_dim) / r.ms / 1e9;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::unique_ptr<tuner::AttentionInputs> npy_inputs(const Args& a, DType t, std::mt19937_64& rng) {
+  const auto q = tools::read_npy(a.q_npy), k = tools::read_npy(a.k_npy), v = tools::read_npy(a.v_npy);
+  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape)
+    throw Error(Status::invalid_argument, "--q/--k/--v: expected arrays of shape (batch, heads, seq_len, head_dim), v like k");
+  auto in = std::make_unique<tuner::AttentionInputs>(q.shape[0], q.shape[1], k.shape[1], q.shape[2], q.shape[3], t, 0.0,
+                                                     rng, false);
+  in->q.upload(tools::to_dtype_bits(q, t));
+  in->k.upload(tools::to_dtype_bits(k, t));
+  in->v.upload(tools::to_dtype_bits(v, t));
+  return in;
+}
+
 int run(const Args& a) {
   const DType t = parse_dtype(a.dtype);
   RuntimeOptions o;
@@ -76,35 +199,86 @@ int run(const Args& a) {
   CUcontext ctx;
   d.check(d.cuDeviceGet(&dev, a.device), "cuDeviceGet");
   d.check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
-  ScopedContext scope(ctx);
-  std::mt19937_64 rng(std::random_device{}());
-  std::printf("# %s, B=%lld Hq=%lld Hkv=%lld D=%lld %s %s, Pq=%d Bk=%d Gk=%d, median of %d\n", rt.device().name.c_str(),
-              (long long)a.batch, (long long)a.heads, (long long)a.kv_heads, (long long)a.head_dim, a.dtype.c_str(),
-              a.causal ? "causal" : "noncausal", a.pq, a.bk, a.gk, a.reps);
-  std::printf("%8s %6s %10s %10s %9s %9s %9s %9s %9s %8s %10s %7s\n", "S", "thr", "dense_ms", "dense_TF", "sparse_ms",
-              "pool_ms", "select_ms", "attend_ms", "sparsity", "speedup", "ws_MiB", "chunks");
-  for (int64_t S : a.seq_lens) {
-    tuner::AttentionInputs in(a.batch, a.heads, a.kv_heads, S, a.head_dim, t, a.strong_fraction, rng);
-    const tuner::DeviceTensor &q = in.q, &k = in.k, &v = in.v, &out = in.out;
-    Events ev;
-    const double pairs = double(a.batch * a.heads) * (a.causal ? double(S) * double(S + 1) / 2 : double(S) * double(S));
-    const double dense_flops = 4.0 * pairs * double(a.head_dim);
-    double dense_ms = NAN;
-    if (!a.skip_dense)
-      dense_ms = ev.median_ms(a.reps, [&] { rt.dense(q.view(), k.view(), v.view(), out.view(), a.causal, nullptr); });
-    for (float thr : a.thresholds) {
-      PrefillParams p;
-      p.pq = a.pq, p.bk = a.bk, p.gk = a.gk, p.causal = a.causal, p.threshold = thr;
-      const size_t ws = rt.workspace_size(q.view(), k.view(), p);
-      const double ms = ev.median_ms(a.reps, [&] { rt.prefill(q.view(), k.view(), v.view(), out.view(), p, nullptr); });
-      PrefillStats st;
-      rt.prefill(q.view(), k.view(), v.view(), out.view(), p, nullptr, {}, &st);
-      std::printf("%8lld %6.2f %10.2f %10.1f %9.2f %9.2f %9.2f %9.2f %9.4f %8.2f %10.0f %7d\n", (long long)S, thr, dense_ms,
-                  dense_flops / dense_ms / 1e9, ms, st.pool_ms, st.select_ms, st.attend_ms, st.sparsity,
-                  dense_ms / ms, double(ws) / (1 << 20), st.chunks);
-      std::fflush(stdout);
+  std::vector<BenchRow> rows;
+  {
+    ScopedContext scope(ctx);
+    std::mt19937_64 rng(std::random_device{}());
+    const bool from_npy = a.input == "npy";
+    const std::vector<int64_t> lengths = from_npy ? std::vector<int64_t>{0} : a.seq_lens;
+    std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
+                "attend", "sparsity", "recall", "rel_err", "TFLOP/s", "speedup", "ws_MiB");
+    for (int64_t S0 : lengths) {
+      auto in = from_npy ? npy_inputs(a, t, rng)
+                         : std::make_unique<tuner::AttentionInputs>(a.batch, a.heads, a.kv_heads, S0, a.head_dim, t,
+                                                                    a.strong_fraction, rng, a.input == "synthetic");
+      const Tensor &q = in->q.view(), &k = in->k.view(), &v = in->v.view(), &out = in->out.view();
+      const int64_t S = q.seq_len();
+      Events ev;
+      const double pairs = double(q.batch() * q.heads()) * (a.causal ? double(S) * double(S + 1) / 2 : double(S) * double(S));
+      BenchRow dense_row;
+      std::vector<uint16_t> dense_out;
+      if (!a.skip_dense) {
+        dense_row.seq_len = S;
+        dense_row.method = "dense";
+        dense_row.ms = ev.median_ms(a.reps, [&] { rt.dense(q, k, v, out, a.causal, nullptr); });
+        dense_row.tflops = 4 * pairs * double(q.head_dim()) / dense_row.ms / 1e9;
+        dense_out = in->out.download();
+        rows.push_back(dense_row);
+        const auto& r = rows.back();
+        std::printf("%8lld %-9s %5s %9.3f %8s %8s %8s %9s %8s %9s %9.1f %8s %8s\n", (long long)S, "dense", "-", r.ms, "-",
+                    "-", "-", "-", "-", "-", r.tflops, "-", "-");
+      }
+      for (float thr : a.thresholds) {
+        PrefillParams p;
+        p.pq = a.pq, p.bk = a.bk, p.gk = a.gk, p.causal = a.causal, p.threshold = thr;
+        BenchRow r;
+        r.seq_len = S;
+        r.method = "vecattn";
+        r.threshold = thr;
+        r.workspace_mib = double(rt.workspace_size(q, k, p)) / (1 << 20);
+        r.ms = ev.median_ms(a.reps, [&] { rt.prefill(q, k, v, out, p, nullptr); });
+        PrefillStats st;
+        rt.prefill(q, k, v, out, p, nullptr, {}, &st);
+        r.pool_ms = st.pool_ms, r.select_ms = st.select_ms, r.attend_ms = st.attend_ms;
+        r.sparsity = st.sparsity;
+        r.tflops = 4 * st.kept_pairs * double(q.head_dim()) / r.ms / 1e9;
+        if (!dense_out.empty()) {
+          r.rel_error = relative_error(t, in->out.download(), dense_out);
+          r.speedup = dense_row.ms / r.ms;
+        }
+        if (a.recall_rows > 0) r.recall = sampled_recall(rt, q, k, p, a.recall_rows, rng);
+        rows.push_back(r);
+        std::printf("%8lld %-9s %5.2f %9.3f %8.3f %8.3f %8.3f %9.4f %8.4f %9.2e %9.1f %8.2f %8.0f\n", (long long)S, "vecattn",
+                    thr, r.ms, r.pool_ms, r.select_ms, r.attend_ms, r.sparsity, r.recall, r.rel_error, r.tflops, r.speedup,
+                    r.workspace_mib);
+        std::fflush(stdout);
+      }
     }
+    if (!a.peers.empty())
+      for (const auto& r : read_peers(a.peers, a)) {
+        rows.push_back(r);
+        std::printf("%8lld %-9s %5s %9.3f %8s %8s %8s %9s %8s %9s %9.1f %8s %8s\n", (long long)r.seq_len, r.method.c_str(),
+                    "-", r.ms, "-", "-", "-", "-", "-", "-", r.tflops, "-", "-");
+      }
   }
+  d.cuDevicePrimaryCtxRelease(dev);
+
+  bench::BenchMeta meta;
+  meta.device = rt.device().name;
+  meta.dtype = a.dtype;
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%d", std::gmtime(&now));
+  meta.date = date;
+  meta.batch = a.batch, meta.q_heads = a.heads, meta.kv_heads = a.kv_heads, meta.head_dim = a.head_dim;
+  meta.causal = a.causal;
+  meta.pq = a.pq, meta.bk = a.bk, meta.gk = a.gk;
+  meta.input = a.input == "synthetic" ? fmt::format("synthetic vertical pattern, {:.0f}% strong keys", a.strong_fraction * 100)
+                                      : a.input;
+  if (!a.csv.empty()) bench::write_file(a.csv, bench::to_csv(meta, rows));
+  if (!a.json.empty()) bench::write_file(a.json, bench::to_json(meta, rows));
+  if (!a.svg.empty()) bench::write_file(a.svg, bench::to_svg(meta, rows));
+
   // What a launch pays for choosing its config once the first lookup is done.
   const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
   const auto t0 = std::chrono::steady_clock::now();
@@ -117,7 +291,6 @@ int run(const Args& a) {
   std::printf("# config lookup for %s: first %.1f us (%s), then %.0f ns per call%s\n", key.str().c_str(),
               std::chrono::duration<double, std::micro>(t1 - t0).count(), source_name(first.source),
               std::chrono::duration<double, std::nano>(t2 - t1).count() / kLookups, sink ? "" : " ");
-  d.cuDevicePrimaryCtxRelease(dev);
   return 0;
 }
 
@@ -131,21 +304,38 @@ int main(int argc, char** argv) {
   app.add_option("--heads", a.heads, "q heads")->check(CLI::PositiveNumber);
   app.add_option("--kv-heads", a.kv_heads)->check(CLI::PositiveNumber);
   app.add_option("--head-dim", a.head_dim);
-  app.add_option("--dtype", a.dtype, "bf16 or fp16");
+  app.add_option("--dtype", a.dtype, "bf16 or fp16")->check(CLI::IsMember({"bf16", "fp16"}));
   app.add_option("--causal", a.causal, "1 or 0");
   app.add_option("--thresholds", a.thresholds)->delimiter(',');
   app.add_option("--pq", a.pq);
   app.add_option("--bk", a.bk);
   app.add_option("--gk", a.gk);
   app.add_option("--reps", a.reps)->check(CLI::PositiveNumber);
-  app.add_option("--strong-fraction", a.strong_fraction, "fraction of key columns on the vertical direction");
-  app.add_flag("--skip-dense", a.skip_dense, "time only the prefill");
+  app.add_option("--input", a.input, "synthetic (vertical pattern), random, or npy (--q --k --v)")
+      ->check(CLI::IsMember({"synthetic", "random", "npy"}));
+  app.add_option("--strong-fraction", a.strong_fraction, "synthetic: fraction of key columns on the vertical direction");
+  app.add_option("--q", a.q_npy, "npy input: q of shape (batch, heads, seq_len, head_dim)");
+  app.add_option("--k", a.k_npy, "npy input: k");
+  app.add_option("--v", a.v_npy, "npy input: v");
+  app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--skip-dense", a.skip_dense, "time only the prefill (no error or speedup against dense)");
+  app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
+  app.add_option("--csv", a.csv, "write the rows as CSV");
+  app.add_option("--json", a.json, "write the rows as JSON");
+  app.add_option("--svg", a.svg, "draw latency against S and the time split");
   app.add_option("--device", a.device);
   CLI11_PARSE(app, argc, argv);
+  if (a.input == "npy" && (a.q_npy.empty() || a.k_npy.empty() || a.v_npy.empty())) {
+    std::fprintf(stderr, "vecattn-bench: --input npy needs --q, --k and --v\n");
+    return 1;
+  }
   try {
     return run(a);
   } catch (const Error& e) {
     std::fprintf(stderr, "vecattn-bench: %s\n%s\n", e.what(), e.detail().c_str());
     return e.status() == Status::no_driver || e.status() == Status::no_device ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vecattn-bench: %s\n", e.what());
+    return 1;
   }
 }
