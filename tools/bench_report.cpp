@@ -40,10 +40,11 @@ std::string json_string(const std::string& s) {
   return o + "\"";
 }
 
-std::string title(const BenchMeta& m) {
-  return fmt::format("{} | {} B={} Hq={} Hkv={} D={} {} | Pq={} Bk={} Gk={} | {} | {}", m.device, m.dtype, m.batch,
-                     m.q_heads, m.kv_heads, m.head_dim, m.causal ? "causal" : "non-causal", m.pq, m.bk, m.gk, m.input,
-                     m.date);
+// Two lines: where and when, then the shape of the problem.
+std::string title_line1(const BenchMeta& m) { return fmt::format("{}, {}", m.device, m.date); }
+std::string title_line2(const BenchMeta& m) {
+  return fmt::format("{} B={} Hq={} Hkv={} D={} {}, Pq={} Bk={} Gk={}, {}", m.dtype, m.batch, m.q_heads, m.kv_heads,
+                     m.head_dim, m.causal ? "causal" : "non-causal", m.pq, m.bk, m.gk, m.input);
 }
 
 constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"};
@@ -84,12 +85,13 @@ std::string to_json(const BenchMeta& m, const std::vector<BenchRow>& rows) {
 
 std::string to_svg(const BenchMeta& m, const std::vector<BenchRow>& rows) {
   constexpr double kW = 960, kH = 440;
-  constexpr double kPlotTop = 60, kPlotBottom = 370, kLeft0 = 70, kLeft1 = 440, kRight0 = 560, kRight1 = 920;
+  constexpr double kPlotTop = 70, kPlotBottom = 370, kLeft0 = 70, kLeft1 = 440, kRight0 = 560, kRight1 = 920;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
       "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
-      kW, kH, kW, kH, kW / 2, xml(title(m)));
+      "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n"
+      "<text x=\"{}\" y=\"34\" text-anchor=\"middle\" font-size=\"11\">{}</text>\n",
+      kW, kH, kW, kH, kW / 2, xml(title_line1(m)), kW / 2, xml(title_line2(m)));
 
   std::vector<int64_t> lengths;
   double lo = INFINITY, hi = 0;
@@ -110,7 +112,7 @@ std::string to_svg(const BenchMeta& m, const std::vector<BenchRow>& rows) {
   auto px = [&](double S) { return lx1 > lx0 ? kLeft0 + (std::log2(S) - lx0) / (lx1 - lx0) * (kLeft1 - kLeft0) : (kLeft0 + kLeft1) / 2; };
   auto py = [&](double ms) { return kPlotBottom - (std::log10(ms) - ly0) / (ly1 - ly0) * (kPlotBottom - kPlotTop); };
   s += "<g>\n";
-  s += fmt::format("<text x=\"{}\" y=\"48\" text-anchor=\"middle\" font-size=\"12\">latency (ms) vs sequence length</text>\n",
+  s += fmt::format("<text x=\"{}\" y=\"60\" text-anchor=\"middle\" font-size=\"12\">latency (ms) vs sequence length</text>\n",
                    (kLeft0 + kLeft1) / 2);
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", kLeft0, kPlotTop, kPlotBottom);
   s += fmt::format("<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"black\"/>\n", kLeft0, kLeft1, kPlotBottom);
@@ -150,7 +152,7 @@ std::string to_svg(const BenchMeta& m, const std::vector<BenchRow>& rows) {
     return a->seq_len != b->seq_len ? a->seq_len < b->seq_len : a->threshold < b->threshold;
   });
   s += "<g>\n";
-  s += fmt::format("<text x=\"{}\" y=\"48\" text-anchor=\"middle\" font-size=\"12\">vecattn time split (ms, linear)</text>\n",
+  s += fmt::format("<text x=\"{}\" y=\"60\" text-anchor=\"middle\" font-size=\"12\">vecattn time split (ms, linear)</text>\n",
                    (kRight0 + kRight1) / 2);
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", kRight0, kPlotTop, kPlotBottom);
   if (!splits.empty() && top > 0) {
@@ -170,14 +172,24 @@ std::string to_svg(const BenchMeta& m, const std::vector<BenchRow>& rows) {
         s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>\n", x, y, bar, h,
                          kSplitColors[p]);
       }
-      s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" font-size=\"9\">{}K t={:g}</text>\n", x + bar / 2,
-                       kPlotBottom + 14, r.seq_len / 1024, r.threshold);
+      s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" font-size=\"9\">{:g}</text>\n", x + bar / 2,
+                       kPlotBottom + 12, r.threshold);
+      // One S label under each run of bars of the same length.
+      const bool first = i == 0 || splits[i - 1]->seq_len != r.seq_len;
+      if (first) {
+        size_t n = 1;
+        while (i + n < splits.size() && splits[i + n]->seq_len == r.seq_len) ++n;
+        s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}K</text>\n",
+                         kRight0 + slot * (double(i) + double(n) / 2), kPlotBottom + 26, r.seq_len / 1024);
+      }
     }
+    s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">S (tokens), threshold per bar</text>\n",
+                     (kRight0 + kRight1) / 2, kPlotBottom + 42);
   }
   const char* names[] = {"pool", "select", "attend"};
   for (int p = 0; p < 3; ++p)
     s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-                     kRight0 + 10 + p * 70, kPlotTop - 2, kSplitColors[p], kRight0 + 24 + p * 70, kPlotTop + 7, names[p]);
+                     kRight0 + 20 + p * 70, kPlotTop + 4, kSplitColors[p], kRight0 + 34 + p * 70, kPlotTop + 13, names[p]);
   return s + "</g>\n</svg>\n";
 }
 
