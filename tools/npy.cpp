@@ -1,5 +1,7 @@
 #include "tools/npy.h"
 
+#include "codegen/host_dtype.h"
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -29,43 +31,6 @@ std::string field(const std::string& header, const std::string& key, const std::
   }
   if (depth > 0 || end >= header.size()) bad(path, "malformed .npy header");
   return header.substr(i, end - i + (header[end] == ')' ? 1 : 0));
-}
-
-uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if (std::isnan(f)) return 0x7fc0;
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-uint16_t float_to_fp16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu;
-  uint32_t mant = x & 0x7fffffu;
-  if (exp == 0xff) return uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0u));
-  const int e = int(exp) - 127 + 15;
-  if (e >= 31) return uint16_t(sign | 0x7c00u);
-  if (e <= 0) {
-    if (e < -10) return uint16_t(sign);
-    mant |= 0x800000u;
-    const int shift = 14 - e;
-    uint32_t h = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1u))) ++h;
-    return uint16_t(sign | h);
-  }
-  uint32_t h = sign | (uint32_t(e) << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
-  return uint16_t(h);
-}
-
-float fp16_to_float(uint16_t h) {
-  const int e = (h >> 10) & 0x1f;
-  const float m = float(h & 0x3ff);
-  const float v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(1.f + m / 1024.f, e - 15);
-  return (h & 0x8000) ? -v : v;
 }
 
 }  // namespace
@@ -125,7 +90,7 @@ NpyArray read_npy(const std::string& path) {
 std::vector<uint16_t> to_dtype_bits(const NpyArray& a, DType to) {
   const char* p = a.data.data();
   std::vector<uint16_t> out;
-  auto from_float = [&](float f) { return to == DType::bf16 ? float_to_bf16(f) : float_to_fp16(f); };
+  auto from_float = [&](float f) { return to_bits(to, f); };
   if (a.descr == "<f4" || a.descr == "<f8" || a.descr == "<f2") {
     const size_t item = a.descr == "<f4" ? 4 : a.descr == "<f8" ? 8 : 2;
     out.resize(a.data.size() / item);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codegen/error.h"
+#include "codegen/host_dtype.h"
 #include "runtime/driver.h"
 #include "runtime/vecattn.hpp"
 #include "tools/bench_report.h"
@@ -76,23 +77,10 @@ class Events {
   CUevent a_, b_;
 };
 
-float bits_value(DType t, uint16_t b) {
-  if (t == DType::bf16) {
-    const uint32_t u = uint32_t(b) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  const int e = (b >> 10) & 0x1f;
-  const float m = float(b & 0x3ff);
-  const float v = e == 0 ? std::ldexp(m, -24) : e == 31 ? INFINITY : std::ldexp(1.f + m / 1024.f, e - 15);
-  return (b & 0x8000) ? -v : v;
-}
-
 double relative_error(DType t, const std::vector<uint16_t>& out, const std::vector<uint16_t>& ref) {
   double num = 0, den = 0;
   for (size_t i = 0; i < out.size(); ++i) {
-    const double x = bits_value(t, out[i]), y = bits_value(t, ref[i]);
+    const double x = from_bits(t, out[i]), y = from_bits(t, ref[i]);
     num += (x - y) * (x - y);
     den += y * y;
   }
@@ -123,7 +111,7 @@ double sampled_recall(Runtime& rt, const Tensor& q, const Tensor& k, const Prefi
             "cuMemcpyDtoH");
   }
   std::vector<float> kf(kh.size());
-  for (size_t i = 0; i < kh.size(); ++i) kf[i] = bits_value(q.dtype, kh[i]);
+  for (size_t i = 0; i < kh.size(); ++i) kf[i] = from_bits(q.dtype, kh[i]);
   std::uniform_int_distribution<int64_t> pick(0, S - 1);
   const double scale = 1.0 / std::sqrt(double(D));
   double total = 0;
@@ -131,7 +119,7 @@ double sampled_recall(Runtime& rt, const Tensor& q, const Tensor& k, const Prefi
   for (int n = 0; n < rows; ++n) {
     const int64_t r = pick(rng), i = r / p.pq, visible = p.causal ? r + 1 : S;
     std::vector<float> qr(static_cast<size_t>(D));
-    for (int64_t c = 0; c < D; ++c) qr[size_t(c)] = bits_value(q.dtype, qh[size_t(r * D + c)]);
+    for (int64_t c = 0; c < D; ++c) qr[size_t(c)] = from_bits(q.dtype, qh[size_t(r * D + c)]);
     double mx = -INFINITY;
     for (int64_t j = 0; j < visible; ++j) {
       double dot = 0;

@@ -238,21 +238,7 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
         const std::string name = k.str();
         tuner::Result r = tuner.tune(k, [&](int c, int n) { bar.update(device, i, name, c, n); });
         bar.key_done();
-        if (std::isfinite(r.best_ms)) {
-          cache::TunedRow row;
-          row.kernel_key = name;
-          row.config = r.best.str(k.kernel);
-          row.device_name = rt.device().name;
-          row.arch = rt.device().arch;
-          row.median_ms = r.best_ms;
-          row.default_ms = r.default_ms;
-          row.density = r.density;
-          row.seq_len = r.seq_len;
-          row.driver_version = rt.device().driver_version;
-          row.nvrtc_version = Nvrtc::get().version();
-          row.library_version = library_version();
-          db->put_tuned(row);
-        }
+        if (std::isfinite(r.best_ms)) db->put_tuned(tuner::tuned_row(r, rt.device()));
         std::lock_guard<std::mutex> lock(results_mutex);
         results.push_back({std::move(r), rt.device().name, device});
       }

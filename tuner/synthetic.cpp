@@ -6,24 +6,10 @@
 #include <fmt/format.h>
 
 #include "codegen/error.h"
+#include "codegen/host_dtype.h"
 #include "runtime/driver.h"
 
 namespace vecattn::tuner {
-namespace {
-
-uint16_t to_bits(DType t, float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if (t == DType::bf16) return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  // fp16, for |f| well inside its range (these inputs stay under 100): round half up.
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  const int e = int((u >> 23) & 0xff) - 127 + 15;
-  if (e <= 0) return uint16_t(sign);
-  return uint16_t(sign | ((uint32_t(e) << 10) + (((u & 0x7fffffu) + 0x1000u) >> 13)));
-}
-
-}  // namespace
-
 DeviceTensor::DeviceTensor(int64_t b, int64_t h, int64_t s, int64_t d, DType t) {
   view_ = Tensor::bhsd(nullptr, t, b, h, s, d);
   bytes_ = size_t(b * h * s * d) * 2;

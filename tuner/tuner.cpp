@@ -8,7 +8,10 @@
 #include <cstring>
 #include <limits>
 
+#include "codegen/compiler.h"
 #include "codegen/error.h"
+#include "codegen/nvrtc.h"
+#include "codegen/host_dtype.h"
 #include "codegen/log.h"
 #include "runtime/driver.h"
 #include "tuner/search_space.h"
@@ -21,24 +24,11 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // (50 MB on an H100, 60 MB on an H200).
 constexpr int kInputSets = 2;
 
-float value(DType t, uint16_t bits) {
-  if (t == DType::bf16) {
-    const uint32_t u = uint32_t(bits) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  const int e = (bits >> 10) & 0x1f;
-  const float m = float(bits & 0x3ff);
-  const float v = e == 0 ? std::ldexp(m, -24) : e == 31 ? kInf : std::ldexp(1.f + m / 1024.f, e - 15);
-  return (bits & 0x8000) ? -v : v;
-}
-
 double relative_difference(DType t, const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
   if (a.size() != b.size()) return kInf;
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    const double x = value(t, a[i]), y = value(t, b[i]);
+    const double x = from_bits(t, a[i]), y = from_bits(t, b[i]);
     if (std::isnan(x) != std::isnan(y)) return kInf;
     num += (x - y) * (x - y);
     den += y * y;
@@ -52,6 +42,26 @@ double median(std::vector<double> v) {
 }
 
 }  // namespace
+
+cache::TunedRow tuned_row(const Result& r, const DeviceInfo& device) {
+  cache::TunedRow row;
+  row.kernel_key = r.key.str();
+  row.config = r.best.str(r.key.kernel);
+  row.device_name = device.name;
+  row.arch = device.arch;
+  row.median_ms = r.best_ms;
+  row.default_ms = r.default_ms;
+  row.density = r.density;
+  row.seq_len = r.seq_len;
+  row.driver_version = device.driver_version;
+  try {
+    row.nvrtc_version = Nvrtc::get().version();
+  } catch (const Error&) {
+    row.nvrtc_version = "none";  // kernels came from the cache
+  }
+  row.library_version = library_version();
+  return row;
+}
 
 double output_tolerance(const KernelKey& key) {
   switch (key.kernel) {

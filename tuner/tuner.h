@@ -9,7 +9,9 @@
 #include <random>
 #include <vector>
 
+#include "cache/tuned.h"
 #include "codegen/key.h"
+#include "runtime/device.h"
 #include "runtime/vecattn.hpp"
 #include "tuner/synthetic.h"
 
@@ -67,6 +69,9 @@ class Tuner {
   std::mt19937_64 rng_;
   std::map<std::pair<int, DType>, std::unique_ptr<Inputs>> inputs_;
 };
+
+// The database row of a tuning result measured on `device`.
+cache::TunedRow tuned_row(const Result& r, const DeviceInfo& device);
 
 // How far a candidate's output may be from the default's: selections must be identical; an
 // attention output may differ by the rounding of another summation order.

@@ -43,17 +43,7 @@ TEST_CASE("tune a small key end to end; the runtime then uses the stored winner"
     }
     CHECK(rt.config_for(key).source != ConfigSource::override_config);  // the tuner leaves no pin behind
 
-    cache::TunedRow row;
-    row.kernel_key = key.str();
-    row.config = r.best.str(key.kernel);
-    row.device_name = rt.device().name;
-    row.arch = rt.device().arch;
-    row.median_ms = r.best_ms;
-    row.default_ms = r.default_ms;
-    row.density = r.density;
-    row.seq_len = r.seq_len;
-    row.nvrtc_version = Nvrtc::get().version();
-    row.library_version = library_version();
+    const cache::TunedRow row = tuner::tuned_row(r, rt.device());
     cache::Database::open(ro.cache_path)->put_tuned(row);
 
     Runtime fresh(ro);
