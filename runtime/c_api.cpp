@@ -204,28 +204,33 @@ vecattn_status vecattn_prefill(vecattn_runtime* rt, const vecattn_tensor* q, con
   });
 }
 
-vecattn_status vecattn_workspace_size(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,
-                                      const vecattn_prefill_params* params, size_t* bytes) {
+namespace {
+
+// Both workspace queries: the same checks, one Runtime member apart.
+vecattn_status workspace_query(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,
+                               const vecattn_prefill_params* params, size_t* bytes,
+                               size_t (vecattn::Runtime::*query)(const vecattn::Tensor&, const vecattn::Tensor&,
+                                                                  const vecattn::PrefillParams&) const) {
   if (bytes) *bytes = 0;
   return guarded([&] {
     const vecattn::Runtime& r = runtime(rt);
     const vecattn::Tensor tq = to_tensor(q, "q"), tk = to_tensor(k, "k");
     const vecattn::PrefillParams p = to_params(params);
     if (!bytes) bad("bytes is NULL");
-    *bytes = r.workspace_size(tq, tk, p);
+    *bytes = (r.*query)(tq, tk, p);
   });
+}
+
+}  // namespace
+
+vecattn_status vecattn_workspace_size(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,
+                                      const vecattn_prefill_params* params, size_t* bytes) {
+  return workspace_query(rt, q, k, params, bytes, &vecattn::Runtime::workspace_size);
 }
 
 vecattn_status vecattn_workspace_min_bytes(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,
                                            const vecattn_prefill_params* params, size_t* bytes) {
-  if (bytes) *bytes = 0;
-  return guarded([&] {
-    const vecattn::Runtime& r = runtime(rt);
-    const vecattn::Tensor tq = to_tensor(q, "q"), tk = to_tensor(k, "k");
-    const vecattn::PrefillParams p = to_params(params);
-    if (!bytes) bad("bytes is NULL");
-    *bytes = r.workspace_min_bytes(tq, tk, p);
-  });
+  return workspace_query(rt, q, k, params, bytes, &vecattn::Runtime::workspace_min_bytes);
 }
 
 vecattn_status vecattn_select(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/driver.h"
+#include "runtime/vecattn.hpp"
 
 namespace vecattn::test {
 
@@ -42,6 +43,13 @@ class DeviceBuffer {
   CUdeviceptr ptr_ = 0;
   size_t bytes_;
 };
+
+// Options of a runtime whose compiled kernels stay in this process (no user cache touched).
+inline RuntimeOptions in_memory() {
+  RuntimeOptions o;
+  o.persist = false;
+  return o;
+}
 
 // The primary context of device 0 made current for the test's lifetime.
 class TestContext {

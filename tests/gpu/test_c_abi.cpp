@@ -50,9 +50,7 @@ TEST_CASE("C ABI prefill, select and dense equal the C++ API", "[gpu][c_abi]") {
   REQUIRE(vecattn_prefill(rt, &cq, &ck, &cv, &co, &p, nullptr, nullptr, 0, &stats) == VECATTN_OK);
   CHECK(std::string(vecattn_last_error()).empty());
 
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime cpp(o);
+  Runtime cpp(test::in_memory());
   PrefillParams pp;
   pp.causal = false;
   pp.thresholds = thresholds;

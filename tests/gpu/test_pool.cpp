@@ -92,9 +92,7 @@ int check_case(Runtime& rt, const Case& c, std::mt19937& rng) {
 
 TEST_CASE("pool matches the CPU reference over dtype x D x Pq x S x layout", "[gpu][pool]") {
   test::TestContext ctx;
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   int cases = 0, flips = 0;
   for (DType t : {DType::bf16, DType::fp16})
@@ -112,9 +110,7 @@ TEST_CASE("pool matches the CPU reference over dtype x D x Pq x S x layout", "[g
 
 TEST_CASE("pool rejects bad arguments before launching", "[gpu][pool][validation]") {
   test::TestContext ctx;
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   test::DeviceBuffer q(2 * 2 * 100 * 128 * 2), out(2 * 2 * 2 * 128 * 2);
   Tensor tq = Tensor::bhsd(q.get(), DType::bf16, 2, 2, 100, 128);
   Tensor tout = Tensor::bhsd(out.get(), DType::bf16, 2, 2, 2, 128);
@@ -135,9 +131,7 @@ TEST_CASE("pool rejects bad arguments before launching", "[gpu][pool][validation
 TEST_CASE("pool launches can be captured in a CUDA graph and replayed", "[gpu][pool][graph]") {
   test::TestContext ctx;
   const Driver& d = Driver::get();
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   const int64_t B = 1, H = 4, S = 1000, D = 128, nq = (S + 63) / 64;
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -170,9 +164,7 @@ TEST_CASE("pool launches can be captured in a CUDA graph and replayed", "[gpu][p
 // A tile config never changes a result: the pooled rows feed the selection bit for bit.
 TEST_CASE("every pool config yields the same bits", "[gpu][pool]") {
   test::TestContext ctx;
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal(0.3f, 1.f);
   for (DType t : {DType::bf16, DType::fp16})

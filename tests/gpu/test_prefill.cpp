@@ -324,9 +324,7 @@ std::vector<Case> matrix() {
 
 TEST_CASE("select and prefill match the fp64 reference over the matrix", "[gpu][prefill]") {
   test::TestContext ctx;
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   Totals t;
   for (const Case& c : matrix()) run_case(rt, c, rng, t);
@@ -336,9 +334,7 @@ TEST_CASE("select and prefill match the fp64 reference over the matrix", "[gpu][
 
 TEST_CASE("dense attention matches the fp64 reference", "[gpu][dense]") {
   test::TestContext ctx;
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   for (int64_t S : {1, 65, 1000, 4113})
     for (bool causal : {true, false})
@@ -372,9 +368,7 @@ TEST_CASE("dense attention matches the fp64 reference", "[gpu][dense]") {
 TEST_CASE("prefill: chunking invariance and CUDA-graph capture", "[gpu][prefill][graph]") {
   test::TestContext ctx;
   const Driver& d = Driver::get();
-  RuntimeOptions o;
-  o.persist = false;
-  Runtime rt(o);
+  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   Case c{3000};
   c.B = 2, c.Hq = 4, c.Hkv = 2;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cache/database.h"
+#include "gpu/device_buffer.h"
 #include "codegen/kernels.h"
 #include "codegen/nvrtc.h"
 #include "runtime/vecattn.hpp"
@@ -76,9 +77,7 @@ TEST_CASE("a stored config that is not legal is skipped for the next layer", "[g
   CHECK(c.source != ConfigSource::user_database);
   CHECK(c.config.str(key.kernel) != row.config);
   // The pretuned file or the default serves, exactly as for a runtime without that row.
-  RuntimeOptions no_db;
-  no_db.persist = false;
-  Runtime plain(no_db);
+  Runtime plain(test::in_memory());
   CHECK(c.config == plain.config_for(key).config);
   CHECK(c.source == plain.config_for(key).source);
 }
