@@ -268,6 +268,10 @@ vecattn_status vecattn_pool(vecattn_runtime* rt, const vecattn_tensor* q, const 
   });
 }
 
+vecattn_status vecattn_release_workspace_memory(vecattn_runtime* rt) {
+  return guarded([&] { runtime(rt).release_workspace_memory(); });
+}
+
 vecattn_status vecattn_check_prefill(const vecattn_tensor* q, const vecattn_tensor* k, const vecattn_tensor* v,
                                      const vecattn_tensor* out, const vecattn_prefill_params* params) {
   return guarded([&] {

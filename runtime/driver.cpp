@@ -64,6 +64,8 @@ LoadResult load() {
   VECATTN_BIND(cuCtxPopCurrent);
   VECATTN_BIND(cuCtxSynchronize);
   VECATTN_BIND(cuCtxGetDevice);
+  VECATTN_BIND(cuCtxGetCurrent);
+  VECATTN_BIND(cuCtxSetCurrent);
   VECATTN_BIND(cuModuleLoadData);
   VECATTN_BIND(cuModuleUnload);
   VECATTN_BIND(cuModuleGetFunction);
@@ -78,11 +80,18 @@ LoadResult load() {
   VECATTN_BIND(cuMemcpyDtoHAsync);
   VECATTN_BIND(cuMemsetD8);
   VECATTN_BIND(cuMemsetD8Async);
+  VECATTN_BIND(cuMemPoolCreate);
+  VECATTN_BIND(cuMemPoolDestroy);
+  VECATTN_BIND(cuMemPoolSetAttribute);
+  VECATTN_BIND(cuMemPoolTrimTo);
+  VECATTN_BIND(cuMemAllocFromPoolAsync);
+  VECATTN_BIND(cuMemFreeAsync);
   VECATTN_BIND(cuStreamCreate);
   VECATTN_BIND(cuStreamDestroy);
   VECATTN_BIND(cuStreamSynchronize);
   VECATTN_BIND(cuStreamBeginCapture);
   VECATTN_BIND(cuStreamEndCapture);
+  VECATTN_BIND(cuStreamIsCapturing);
   VECATTN_BIND(cuGraphInstantiate);
   VECATTN_BIND(cuGraphLaunch);
   VECATTN_BIND(cuGraphDestroy);

@@ -39,6 +39,8 @@ class Driver {
   VECATTN_CU_FN(cuCtxPopCurrent);
   VECATTN_CU_FN(cuCtxSynchronize);
   VECATTN_CU_FN(cuCtxGetDevice);
+  VECATTN_CU_FN(cuCtxGetCurrent);
+  VECATTN_CU_FN(cuCtxSetCurrent);
   VECATTN_CU_FN(cuModuleLoadData);
   VECATTN_CU_FN(cuModuleUnload);
   VECATTN_CU_FN(cuModuleGetFunction);
@@ -53,11 +55,18 @@ class Driver {
   VECATTN_CU_FN(cuMemcpyDtoHAsync);
   VECATTN_CU_FN(cuMemsetD8);
   VECATTN_CU_FN(cuMemsetD8Async);
+  VECATTN_CU_FN(cuMemPoolCreate);
+  VECATTN_CU_FN(cuMemPoolDestroy);
+  VECATTN_CU_FN(cuMemPoolSetAttribute);
+  VECATTN_CU_FN(cuMemPoolTrimTo);
+  VECATTN_CU_FN(cuMemAllocFromPoolAsync);
+  VECATTN_CU_FN(cuMemFreeAsync);
   VECATTN_CU_FN(cuStreamCreate);
   VECATTN_CU_FN(cuStreamDestroy);
   VECATTN_CU_FN(cuStreamSynchronize);
   VECATTN_CU_FN(cuStreamBeginCapture);
   VECATTN_CU_FN(cuStreamEndCapture);
+  VECATTN_CU_FN(cuStreamIsCapturing);
   VECATTN_CU_FN(cuGraphInstantiate);
   VECATTN_CU_FN(cuGraphLaunch);
   VECATTN_CU_FN(cuGraphDestroy);

@@ -16,12 +16,18 @@ ModuleCache::~ModuleCache() {
 }
 
 const LoadedKernel& ModuleCache::get(const Variant& v) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = kernels_.find(v); it != kernels_.end()) return it->second;
+  }
+  // Compile (or read) outside the lock, so threads wanting other variants are not held up by an
+  // NVRTC run; the cubin cache makes concurrent askers of one variant share a single compile.
+  CubinResult cubin = cubins_.get(v);
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = kernels_.find(v); it != kernels_.end()) return it->second;
 
   const Driver& d = Driver::get();
   ScopedContext scope(ctx_);
-  CubinResult cubin = cubins_.get(v);
   CUmodule module = nullptr;
   CUresult r = d.cuModuleLoadData(&module, cubin.kernel->cubin.data());
   if (r != CUDA_SUCCESS && cubin.origin != CubinOrigin::compiled) {

@@ -11,6 +11,7 @@
 #include "runtime/launch.h"
 #include "runtime/prefill_plan.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/stream_workspace.h"
 #include "templates/params.h"
 
 namespace vecattn {
@@ -34,6 +35,27 @@ int64_t units_fitting(const PrefillPlan& plan, size_t bytes) {
     if (plan.chunk_bytes(mid) <= int64_t(bytes)) lo = mid; else hi = mid - 1;
   }
   return lo;
+}
+
+// A caller's workspace: aligned, and large enough for one (batch, head).
+void check_workspace(const Workspace& ws, size_t least) {
+  if (reinterpret_cast<uintptr_t>(ws.data) % 256)
+    throw Error(Status::invalid_argument, fmt::format("workspace: pointer {} is not 256-byte aligned", ws.data));
+  if (ws.bytes < least)
+    throw Error(Status::invalid_argument,
+                fmt::format("workspace: {} bytes is less than the {} bytes one (batch, head) needs", ws.bytes, least));
+}
+
+// Calls that must synchronize the host refuse a stream under capture with a reason, rather than
+// invalidating the caller's capture with an opaque driver error.
+void require_not_capturing(CUstream s, const char* what) {
+  const Driver& d = Driver::get();
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  d.check(d.cuStreamIsCapturing(s, &status), "cuStreamIsCapturing");
+  if (status != CU_STREAM_CAPTURE_STATUS_NONE)
+    throw Error(Status::invalid_argument,
+                fmt::format("{}, which a stream being captured into a CUDA graph cannot do: capture without stats",
+                            what));
 }
 
 struct ChunkBuffers {
@@ -160,13 +182,7 @@ size_t Runtime::workspace_min_bytes(const Tensor& q, const Tensor& k, const Pref
 void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                       const PrefillParams& params, Stream stream, Workspace ws, PrefillStats* stats) {
   const PrefillPlan plan = plan_prefill(q, k, &v, &out, params);
-  if (!ws.data) ws = impl_->owned_workspace(workspace_size(q, k, params));
-  if (reinterpret_cast<uintptr_t>(ws.data) % 256)
-    throw Error(Status::invalid_argument, fmt::format("workspace: pointer {} is not 256-byte aligned", ws.data));
-  const int64_t chunk = units_fitting(plan, ws.bytes);
-  if (chunk == 0)
-    throw Error(Status::invalid_argument, fmt::format("workspace: {} bytes is less than the {} bytes one (batch, head) needs",
-                                                      ws.bytes, plan.chunk_bytes(1)));
+  if (ws.data) check_workspace(ws, size_t(plan.chunk_bytes(1)));
 
   const DType t = plan.dtype;
   const int d = int(plan.head_dim);
@@ -179,6 +195,14 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
   const Driver& drv = Driver::get();
   ScopedContext scope(impl_->context);
   const CUstream s = reinterpret_cast<CUstream>(stream);
+  if (stats) require_not_capturing(s, "prefill statistics need a host synchronization");
+  // Declared before any launch, so its free is enqueued after the last of them.
+  StreamWorkspacePool::Lease lease;
+  if (!ws.data) {
+    lease = impl_->workspaces->acquire(workspace_size(q, k, params), size_t(plan.chunk_bytes(1)), s);
+    ws = Workspace{lease.data(), lease.bytes()};
+  }
+  const int64_t chunk = units_fitting(plan, ws.bytes);
   const int64_t kv_group = plan.q_heads / plan.kv_heads;
   const int64_t first_sparse_block = plan.dense_prefix / plan.pq;
   const SelectStage stage{plan, pool, sel, q, k};
@@ -266,17 +290,20 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
   if (reinterpret_cast<uintptr_t>(out.data) % 8)
     throw Error(Status::invalid_argument, "selection: data pointer is not 8-byte aligned");
   const int64_t per_unit = (plan.pooled_bytes_per_unit() + 255) / 256 * 256;
-  const size_t want = size_t(per_unit * std::min(plan.units(), kMaxUnitsPerLaunch));
-  if (!ws.data) ws = impl_->owned_workspace(std::min(want, std::max(workspace_budget_bytes(), size_t(per_unit))));
-  const int64_t chunk = std::min<int64_t>(int64_t(ws.bytes) / per_unit, kMaxUnitsPerLaunch);
-  if (chunk == 0)
-    throw Error(Status::invalid_argument,
-                fmt::format("workspace: {} bytes is less than the {} bytes one (batch, head) needs", ws.bytes, per_unit));
+  if (ws.data) check_workspace(ws, size_t(per_unit));
   const int d = int(plan.head_dim);
   const LoadedKernel& pool = impl_->kernel(key(KernelKind::pool, plan.pq, 0, 0, d, plan.dtype, false));
   const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, plan.dtype, plan.causal));
   ScopedContext scope(impl_->context);
   const CUstream s = reinterpret_cast<CUstream>(stream);
+  StreamWorkspacePool::Lease lease;  // before any launch: its free follows the last one
+  if (!ws.data) {
+    const size_t want = size_t(per_unit * std::min(plan.units(), kMaxUnitsPerLaunch));
+    lease = impl_->workspaces->acquire(std::min(want, std::max(workspace_budget_bytes(), size_t(per_unit))),
+                                       size_t(per_unit), s);
+    ws = Workspace{lease.data(), lease.bytes()};
+  }
+  const int64_t chunk = std::min<int64_t>(int64_t(ws.bytes) / per_unit, kMaxUnitsPerLaunch);
   const SelectStage stage{plan, pool, sel, q, k};
   for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
     const int64_t n = std::min(chunk, plan.units() - u0);

@@ -32,13 +32,15 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   }
   impl_->cubins = impl_->own_cubins ? impl_->own_cubins.get() : &CubinCache::shared();
   impl_->modules = std::make_unique<ModuleCache>(impl_->context, *impl_->cubins);
+  ScopedContext scope(impl_->context);
+  impl_->workspaces = std::make_unique<StreamWorkspacePool>(impl_->cu_device, impl_->context);
 }
 
 Runtime::~Runtime() {
   impl_->modules.reset();
-  if (impl_->own_workspace) {
+  if (impl_->workspaces) {
     ScopedContext scope(impl_->context);
-    Driver::get().cuMemFree(impl_->own_workspace);
+    impl_->workspaces.reset();
   }
   if (impl_->context) Driver::get().cuDevicePrimaryCtxRelease(impl_->cu_device);
 }
@@ -58,17 +60,9 @@ CubinOrigin Runtime::preload(const Variant& v) {
   return impl_->modules->get(v).origin;
 }
 
-Workspace Runtime::Impl::owned_workspace(size_t bytes) {
-  if (own_workspace_bytes < bytes) {
-    const Driver& d = Driver::get();
-    ScopedContext scope(context);
-    if (own_workspace) d.check(d.cuMemFree(own_workspace), "cuMemFree");
-    own_workspace = 0;
-    own_workspace_bytes = 0;
-    d.check(d.cuMemAlloc(&own_workspace, bytes), "cuMemAlloc (workspace)");
-    own_workspace_bytes = bytes;
-  }
-  return Workspace{reinterpret_cast<void*>(own_workspace), own_workspace_bytes};
+void Runtime::release_workspace_memory() {
+  ScopedContext scope(impl_->context);
+  impl_->workspaces->trim();
 }
 
 const char* source_name(ConfigSource s) {

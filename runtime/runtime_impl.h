@@ -8,6 +8,7 @@
 
 #include "runtime/device.h"
 #include "runtime/module_cache.h"
+#include "runtime/stream_workspace.h"
 #include "runtime/vecattn.hpp"
 
 namespace vecattn {
@@ -20,10 +21,8 @@ struct Runtime::Impl {
   CubinCache* cubins = nullptr;
   std::unique_ptr<ModuleCache> modules;
 
-  // The workspace the runtime owns for callers that pass none: grown on demand, never shrunk.
-  CUdeviceptr own_workspace = 0;
-  size_t own_workspace_bytes = 0;
-  Workspace owned_workspace(size_t bytes);
+  // Scratch for calls that pass no workspace, held in the order of the caller's stream.
+  std::unique_ptr<StreamWorkspacePool> workspaces;
 
   // Config lookup: memory -> user database -> pretuned file -> default.
   std::mutex config_mutex;

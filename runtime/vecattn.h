@@ -19,6 +19,20 @@
  *  - A NULL handle, tensor pointer or params is VECATTN_INVALID_ARGUMENT naming the argument.
  *  - Device pointers (tensor data, mask, workspace) are never read on the host; streams are
  *    CUstream / cudaStream_t passed as void* (NULL: the legacy default stream).
+ *
+ * Threads and streams:
+ *  - One vecattn_runtime may be used by any number of threads at once, each on any streams of
+ *    its device; every function is thread-safe, and a call's result never depends on what else
+ *    runs. Only vecattn_destroy must not overlap another call on the same runtime.
+ *  - A call given no workspace takes its scratch from the runtime's memory pool in the order of
+ *    its stream (allocated before its first kernel, freed after its last, no host sync), so
+ *    concurrent calls never share scratch. The pool keeps what it reserved for later calls until
+ *    vecattn_release_workspace_memory or vecattn_destroy.
+ *  - A call given a workspace uses that memory only: do not give one workspace to two calls that
+ *    may run at the same time.
+ *  - CUDA graph capture works for prefill, select, dense and pool, with or without a workspace
+ *    (without one the graph gets an allocation and a free node). Stats synchronize: a prefill
+ *    asking for them on a capturing stream fails with VECATTN_INVALID_ARGUMENT before enqueuing.
  */
 #ifndef VECATTN_H_
 #define VECATTN_H_
@@ -135,7 +149,7 @@ void vecattn_destroy(vecattn_runtime* rt);
  * Hq % Hkv == 0, D 64 or 128, one dtype. Enqueued on `stream`; returns without waiting unless
  * stats is non-NULL. workspace: device scratch of workspace_bytes (at least
  * vecattn_workspace_min_bytes), or NULL/0 to let the runtime own one; with one given the call
- * allocates nothing and never synchronizes (graph capture works). */
+ * allocates nothing; without, the scratch is stream-ordered (see Threads and streams). */
 vecattn_status vecattn_prefill(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* k,
                                const vecattn_tensor* v, const vecattn_tensor* out,
                                const vecattn_prefill_params* params, void* stream, void* workspace,
@@ -161,6 +175,10 @@ vecattn_status vecattn_dense(vecattn_runtime* rt, const vecattn_tensor* q, const
 /* Mean pooling of q [B, H, S, D] by pq rows into out [B, H, ceil(S / pq), D]. */
 vecattn_status vecattn_pool(vecattn_runtime* rt, const vecattn_tensor* q, const vecattn_tensor* out, int pq,
                             void* stream);
+
+/* Returns the workspace memory the runtime's pool reserved and no call in flight holds to the
+ * device. Later calls without a workspace reserve again. */
+vecattn_status vecattn_release_workspace_memory(vecattn_runtime* rt);
 
 /* Every check vecattn_prefill makes before touching a GPU, without a runtime or a GPU.
  * v and out may be NULL (as for vecattn_select). */

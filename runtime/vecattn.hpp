@@ -8,6 +8,24 @@
 //
 // Errors are vecattn::Error (a std::runtime_error) with a Status and, for compile failures,
 // the NVRTC log in detail().
+//
+// Concurrency. One Runtime may be shared by any number of host threads, each enqueuing on any
+// streams (of the Runtime's device): every method is thread-safe, and a call's result never
+// depends on what else runs. Kernels compile once per variant however many threads ask at once;
+// the first call of a variant may block for its compile (precompile/preload avoid that).
+//  - Without a caller Workspace, a call takes its scratch from a memory pool of the Runtime in
+//    the order of its own stream (cuMemAllocFromPoolAsync, freed by cuMemFreeAsync after its last
+//    kernel): no host synchronization, and two calls in flight never share scratch. Memory the
+//    pool reserved stays reserved for the next calls (as much as the most concurrent calls
+//    needed at once) until release_workspace_memory() or the Runtime's destruction.
+//  - With a caller Workspace, the call uses exactly that memory and allocates nothing: the caller
+//    must not hand the same workspace to two calls that may run at the same time (on different
+//    streams without an event between them).
+//  - CUDA graphs: prefill, select, dense and pool can be captured. Without a caller workspace the
+//    capture records an allocation and a free node (memory from CUDA's graph pool); replays work.
+//    Stats cannot be captured (they synchronize): such a call throws before enqueuing anything.
+//  - Destroying a Runtime while another thread uses it is undefined; work already enqueued
+//    completes (its scratch is freed when it has).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -107,8 +125,9 @@ class Runtime {
 
   // VecAttention prefill (DESIGN §2): pool, select, sparse attention. q: [B, Hq, S, D];
   // k, v: [B, Hkv, S, D] with Hq % Hkv == 0; out like q. Any strides with a unit innermost one.
-  // With a workspace given, the call allocates nothing and never synchronizes (graph capture
-  // works); without one, the runtime owns one (allocated or grown on first need).
+  // With a workspace given, the call allocates nothing; without one, its scratch comes from the
+  // runtime's pool in the order of `stream` (see Concurrency above). Either way nothing
+  // synchronizes unless `stats` is asked for, and the call can be captured in a CUDA graph.
   void prefill(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const PrefillParams& params,
                Stream stream = nullptr, Workspace workspace = {}, PrefillStats* stats = nullptr);
 
@@ -124,6 +143,10 @@ class Runtime {
   // Dense attention (causal or not): the baseline and the path for a dense prefix.
   void dense(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, bool causal,
              Stream stream = nullptr);
+
+  // Gives the workspace memory the runtime's pool holds but no call in flight uses back to the
+  // device (calls in flight keep theirs). The next call without a workspace reserves again.
+  void release_workspace_memory();
 
   // Loads a variant (from memory, the cache database, or NVRTC) so that its first launch
   // pays nothing; returns where it came from.

@@ -105,6 +105,83 @@ def test_per_head_thresholds_and_streams():
     assert dense_sel > strict_sel > 0
 
 
+def _concurrency_inputs():
+    """Two prefill shapes big enough that calls on two streams overlap on the device."""
+    g = torch.Generator(device="cuda").manual_seed(torch.seed() % (1 << 31))
+    shapes = [((1, 16, 8192, 128), (1, 4, 8192, 128), 0.8, True), ((1, 8, 6000, 64), (1, 8, 6000, 64), 0.9, False)]
+    cases = []
+    for qs, ks, t, causal in shapes:
+        q = torch.randn(qs, device="cuda", generator=g).to(torch.bfloat16)
+        k, v = (torch.randn(ks, device="cuda", generator=g).to(torch.bfloat16) for _ in range(2))
+        cases.append(dict(q=q, k=k, v=v, threshold=t, causal=causal))
+    alone = [vecattn.prefill(**c) for c in cases]
+    torch.cuda.synchronize()
+    return cases, alone
+
+
+def test_two_streams_equal_calls_alone():
+    cases, alone = _concurrency_inputs()
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    outs = []
+    for it in range(20):  # enqueue everything, synchronize once
+        for j, stream in enumerate(streams):
+            c = (it + j) % len(cases)
+            with torch.cuda.stream(stream):
+                outs.append((c, vecattn.prefill(**cases[c])))
+    torch.cuda.synchronize()
+    differ = sum(not torch.equal(o, alone[c]) for c, o in outs)
+    assert differ == 0, f"{differ} of {len(outs)} outputs differ from the call alone"
+
+
+def test_two_threads_equal_calls_alone():
+    import threading
+    cases, alone = _concurrency_inputs()
+    results, errors = [[], []], []
+
+    def work(t):
+        try:
+            stream = torch.cuda.Stream()
+            with torch.cuda.stream(stream):
+                for it in range(20):
+                    c = (it + t) % len(cases)
+                    results[t].append((c, vecattn.prefill(**cases[c])))
+            stream.synchronize()
+        except Exception as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    outs = results[0] + results[1]
+    differ = sum(not torch.equal(o, alone[c]) for c, o in outs)
+    assert differ == 0, f"{differ} of {len(outs)} outputs differ from the call alone"
+
+
+def test_graph_capture_without_workspace():
+    q, k, v = (randn(1, 4, 3000, 128, dtype=torch.bfloat16) for _ in range(3))
+    ref = vecattn.prefill(q, k, v, threshold=0.8)
+    out = torch.empty_like(q)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        vecattn.prefill(q, k, v, threshold=0.8, out=out)
+    for _ in range(3):
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, ref)
+    # Stats synchronize: refused on a capturing stream, with the reason.
+    try:
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            vecattn.prefill(q, k, v, return_stats=True)
+    except vecattn.VecattnError as e:
+        assert "captured" in str(e), str(e)
+    else:
+        raise AssertionError("prefill with stats under capture did not raise")
+
+
 def test_pool():
     q = randn(2, 3, 1000, 128, dtype=torch.bfloat16)
     p = vecattn.pool(q, 64)

@@ -9,6 +9,12 @@ original VecAttention_prefill. Any strides with a contiguous last dimension work
 of a (batch, seq_len, heads, head_dim) tensor is not copied). Work is enqueued on torch's current
 stream; nothing synchronizes unless stats are asked for.
 
+Threads and streams: every function may be called from any thread, on any torch stream, at the same
+time; each call's scratch memory is allocated and freed in the order of its own stream, so
+concurrent calls never share it (a caller-provided `workspace` tensor must not be given to two calls
+that can overlap). Calls can be captured by torch.cuda.graph; return_stats=True cannot (it
+synchronizes) and raises instead.
+
 The library is found through $VECATTN_LIB, next to this package, or in the repository's build/.
 """
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pathlib
+import threading
 from typing import Optional, Sequence, Union
 
 import torch
@@ -63,6 +70,7 @@ class PrefillStats:
 _DTYPES = {torch.float16: 0, torch.bfloat16: 1}
 _lib = None
 _runtimes = {}
+_init_lock = threading.Lock()  # one library load and one runtime per device, whatever the threads
 
 
 def _library_path() -> str:
@@ -81,6 +89,13 @@ def _load():
     global _lib
     if _lib is not None:
         return _lib
+    with _init_lock:
+        if _lib is None:
+            _lib = _open_library()
+    return _lib
+
+
+def _open_library():
     lib = ctypes.CDLL(_library_path())
     T, P = ctypes.POINTER(_Tensor), ctypes.POINTER(_Params)
     sig = {
@@ -99,7 +114,6 @@ def _load():
     lib.vecattn_status_name.restype = ctypes.c_char_p
     lib.vecattn_status_name.argtypes = [ctypes.c_int]
     lib.vecattn_version.restype = ctypes.c_char_p
-    _lib = lib
     return lib
 
 
@@ -115,12 +129,17 @@ def _check(status: int):
 
 def _runtime(device: torch.device):
     index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _runtimes:
-        torch.cuda.init()  # the primary context vecattn shares with torch
-        handle = ctypes.c_void_p()
-        _check(_load().vecattn_create(index, None, ctypes.byref(handle)))
-        _runtimes[index] = handle
-    return _runtimes[index]
+    handle = _runtimes.get(index)
+    if handle is None:
+        lib = _load()
+        with _init_lock:
+            handle = _runtimes.get(index)
+            if handle is None:
+                torch.cuda.init()  # the primary context vecattn shares with torch
+                handle = ctypes.c_void_p()
+                _check(lib.vecattn_create(index, None, ctypes.byref(handle)))
+                _runtimes[index] = handle
+    return handle
 
 
 def _tensor(t: torch.Tensor, name: str, rank4: bool = True) -> _Tensor:
