@@ -40,6 +40,7 @@ struct Args {
   std::string q_npy, k_npy, v_npy;
   int recall_rows = 64;
   bool skip_dense = false;
+  bool workspace_overhead = false;
   std::string csv, json, svg, peers;
   int device = 0;
 };
@@ -140,6 +141,38 @@ double sampled_recall(Runtime& rt, const Tensor& q, const Tensor& k, const Prefi
   return total / rows;
 }
 
+// What a call without a caller workspace pays for its stream-ordered scratch: host time of the
+// call (enqueue only; the device is drained between calls) and device time, median of many,
+// against the same call given a workspace.
+void print_workspace_overhead(Runtime& rt, Events& ev, int reps, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& out, const PrefillParams& p) {
+  const Driver& d = Driver::get();
+  const size_t bytes = rt.workspace_size(q, k, p);
+  CUdeviceptr ws;
+  d.check(d.cuMemAlloc(&ws, bytes), "cuMemAlloc");
+  const Workspace caller{reinterpret_cast<void*>(ws), bytes};
+  auto host_us = [&](Workspace w) {
+    std::vector<double> t;
+    for (int i = 0; i < std::max(reps, 20); ++i) {
+      d.check(d.cuCtxSynchronize(), "cuCtxSynchronize");
+      const auto t0 = std::chrono::steady_clock::now();
+      rt.prefill(q, k, v, out, p, nullptr, w);
+      t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    d.check(d.cuCtxSynchronize(), "cuCtxSynchronize");
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  const double host_pool = host_us({}), host_caller = host_us(caller);
+  const double dev_pool = ev.median_ms(reps, [&] { rt.prefill(q, k, v, out, p, nullptr); });
+  const double dev_caller = ev.median_ms(reps, [&] { rt.prefill(q, k, v, out, p, nullptr, caller); });
+  d.cuMemFree(ws);
+  std::printf("# workspace at S=%lld (%.0f MiB): host per call %.1f us stream-ordered vs %.1f us caller's (%+.1f us); "
+              "device %.3f vs %.3f ms (%+.3f ms)\n",
+              (long long)q.seq_len(), double(bytes) / (1 << 20), host_pool, host_caller, host_pool - host_caller, dev_pool,
+              dev_caller, dev_pool - dev_caller);
+}
+
 // Lines "S,method,ms" written by bench/peer_sdpa.py --csv.
 std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
   std::ifstream f(path);
@@ -236,6 +269,7 @@ int run(const Args& a) {
         }
         if (a.recall_rows > 0) r.recall = sampled_recall(rt, q, k, p, a.recall_rows, rng);
         rows.push_back(r);
+        if (a.workspace_overhead) print_workspace_overhead(rt, ev, a.reps, q, k, v, out, p);
         std::printf("%8lld %-9s %5.2f %9.3f %8.3f %8.3f %8.3f %9.4f %8.4f %9.2e %9.1f %8.2f %8.0f\n", (long long)S, "vecattn",
                     thr, r.ms, r.pool_ms, r.select_ms, r.attend_ms, r.sparsity, r.recall, r.rel_error, r.tflops, r.speedup,
                     r.workspace_mib);
@@ -307,6 +341,8 @@ int main(int argc, char** argv) {
   app.add_option("--v", a.v_npy, "npy input: v");
   app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")->check(CLI::NonNegativeNumber);
   app.add_flag("--skip-dense", a.skip_dense, "time only the prefill (no error or speedup against dense)");
+  app.add_flag("--workspace-overhead", a.workspace_overhead,
+               "also time each prefill with a caller workspace against the stream-ordered one");
   app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
   app.add_option("--csv", a.csv, "write the rows as CSV");
   app.add_option("--json", a.json, "write the rows as JSON");
