@@ -1,4 +1,4 @@
-// Runtime::pool: DESIGN §2.1 through the pool kernel.
+// Runtime::pool: docs/semantics.md §2 through the pool kernel.
 #include <fmt/format.h>
 
 #include "codegen/kernels.h"

@@ -1,4 +1,4 @@
-// Runtime::prefill, select, dense and the workspace: DESIGN §2 through pool -> select -> attend,
+// Runtime::prefill, select, dense and the workspace: docs/semantics.md §2-§5 as pool -> select -> attend,
 // chunked over (batch, head) units so that any workspace of at least one unit works and the
 // result never depends on the chunking.
 #include <fmt/format.h>
@@ -260,7 +260,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     stats->select_ms += timer.between(c + 1, c + 2);
     stats->attend_ms += timer.between(c + 2, c + 3);
   }
-  // Density per row from the kept counts (DESIGN §2.5); sink and diagonal are implied.
+  // Density per row from the kept counts (docs/semantics.md §6); sink and diagonal are implied.
   stats->density.assign(size_t(plan.q_heads), 0.0);
   double total = 0;
   const int64_t S = plan.seq_len, P = plan.pq;

@@ -45,7 +45,7 @@ namespace vecattn {
 // A CUDA stream: CUstream and cudaStream_t are both this type. nullptr is the legacy stream.
 using Stream = CUstream_st*;
 
-// VecAttention parameters (DESIGN §2), named as in the original VecAttention_prefill.
+// VecAttention parameters (docs/semantics.md §1.2), named as in the original VecAttention_prefill.
 struct PrefillParams {
   int pq = 64;              // q_pooling_size: query rows pooled into one vector (64, 128)
   int bk = 16;              // k_local_size: key tile of selection (16, 32, 64)
@@ -67,7 +67,7 @@ struct PrefillStats {
   int chunks = 0;                // (batch, head) chunks the workspace budget led to
 };
 
-// The selection of DESIGN §2.3 as a bitmask: bit (j % 64) of word [b, h, i, j / 64] is set
+// The selection of docs/semantics.md §4 as a bitmask (§7): bit (j % 64) of word [b, h, i, j / 64] is set
 // iff key j is selected for query block i of head h. Bits outside the candidates are 0.
 struct Selection {
   void* data = nullptr;          // device memory of bytes(B, Hq, S, pq) bytes
@@ -119,11 +119,11 @@ class Runtime {
 
   const DeviceInfo& device() const;
 
-  // DESIGN §2.1. q: [B, H, S, D]; out: [B, H, ceil(S / pq), D], same dtype. pq 64 or 128,
+  // docs/semantics.md §2. q: [B, H, S, D]; out: [B, H, ceil(S / pq), D], same dtype. pq 64 or 128,
   // D 64 or 128. Enqueued on `stream`; returns without waiting.
   void pool(const Tensor& q, const Tensor& out, int pq, Stream stream = nullptr);
 
-  // VecAttention prefill (DESIGN §2): pool, select, sparse attention. q: [B, Hq, S, D];
+  // VecAttention prefill (docs/semantics.md): pool, select, sparse attention. q: [B, Hq, S, D];
   // k, v: [B, Hkv, S, D] with Hq % Hkv == 0; out like q. Any strides with a unit innermost one.
   // With a workspace given, the call allocates nothing; without one, its scratch comes from the
   // runtime's pool in the order of `stream` (see Concurrency above). Either way nothing

@@ -1,5 +1,5 @@
 #pragma once
-// Attention (DESIGN §2.4), FlashAttention-2 style on mma.sync: a warp owns 16 query rows, key
+// Attention (docs/semantics.md §5), FlashAttention-2 style on mma.sync: a warp owns 16 query rows, key
 // tiles of BN rows are gathered by cp.async into swizzled shared memory (double-buffered), and
 // softmax runs online in fp32. Every key tile is a list of BN key indices (-1 = none), so one
 // main loop serves dense ranges and gathered selected columns alike.

@@ -11,7 +11,7 @@
 
 namespace vecattn {
 
-// DESIGN §2.1. Q rows [i*Pq, min((i+1)*Pq, S)) -> one pooled row i. Strides in elements,
+// docs/semantics.md §2. Q rows [i*Pq, min((i+1)*Pq, S)) -> one pooled row i. Strides in elements,
 // innermost stride 1.
 // One CTA per (pooled row, unit); a unit is one (batch, head) pair u = b * heads + h, and a
 // launch covers units [unit_begin, unit_begin + gridDim.y). The output element of (b, h, i, d)
@@ -34,7 +34,7 @@ constexpr int kMaxQHeads = 256;
 // Keys of one select step: one 64-bit mask word per pooled row.
 constexpr int kSelectKeysPerStep = 64;
 
-// DESIGN §2.2-2.3. Grid: x = key chunks of key_chunk keys, y = tiles of pooled rows, z = units.
+// docs/semantics.md §3-§4. Grid: x = key chunks of key_chunk keys, y = tiles of pooled rows, z = units.
 // Pooled rows of unit u are qp[(u - qp_unit_origin) * num_pooled * D ...] (contiguous), mask
 // words of unit u are mask[(u - mask_unit_origin) * num_pooled * words ...].
 struct SelectParams {
@@ -55,7 +55,7 @@ VECATTN_HOST_DEVICE constexpr int select_smem_bytes(int rows, int head_dim, int 
   return rows * head_dim * 2 + stages * kSelectKeysPerStep * head_dim * 2;
 }
 
-// DESIGN §2.4. Grid: x = tiles of BM query rows starting at row_begin, y = units. Sparse: a
+// docs/semantics.md §5. Grid: x = tiles of BM query rows starting at row_begin, y = units. Sparse: a
 // tile is one query block (BM = Pq) and reads its mask row; dense: keys [0, S) (causal: <= row).
 struct AttnParams {
   const void* q;

@@ -1,5 +1,5 @@
 #pragma once
-// Pooling (DESIGN §2.1): qp[i] = mean of Q rows [i*Pq, min((i+1)*Pq, S)) in fp32, rounded to T.
+// Pooling (docs/semantics.md §2): qp[i] = mean of Q rows [i*Pq, min((i+1)*Pq, S)) in fp32, rounded to T.
 // One CTA per (pooled row, unit). Threads take (16-byte column slice, row group) pairs and walk
 // the group's rows with a stride; the CTA then sums the row groups through shared memory.
 #include "common.cuh"

@@ -1,5 +1,5 @@
 #pragma once
-// TilingSelect (DESIGN §2.2-2.3): pooled query rows x key tiles on tensor cores, a running
+// TilingSelect (docs/semantics.md §3-§4): pooled query rows x key tiles on tensor cores, a running
 // maximum per row and selection group, the MinP rule, and one 64-bit mask word per pooled row
 // and 64 keys. K is read once per CTA row tile, so larger row tiles read K fewer times.
 #include "params.h"
@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
   const int steps = cw1 - cw0;
   if (steps <= 0) return;
 
-  // Pooled rows, times sm_scale and rounded to T (DESIGN §2.2), into shared memory.
+  // Pooled rows, times sm_scale and rounded to T (docs/semantics.md §3), into shared memory.
   const T* qp = static_cast<const T*>(p.qp) + ((i64(unit) - p.qp_unit_origin) * p.num_pooled + row0) * HeadDim;
   for (int i = tid; i < Rows * QTile::kChunks; i += kThreads) {
     const int r = i / QTile::kChunks, c = i % QTile::kChunks;

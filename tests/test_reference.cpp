@@ -1,4 +1,4 @@
-// The fp64 CPU reference (DESIGN §2) checked on cases small enough to work out by hand, and on
+// The fp64 CPU reference (docs/semantics.md) checked on cases small enough to work out by hand, and on
 // random ones against the properties the spec states. Every GPU test trusts this reference.
 #include <catch2/catch.hpp>
 

@@ -88,7 +88,7 @@ double relative_error(DType t, const std::vector<uint16_t>& out, const std::vect
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-// Full-attention probability mass kept (DESIGN §2.5), mean over rows sampled in batch 0, head 0.
+// Full-attention probability mass kept (docs/semantics.md §6), mean over rows sampled in batch 0, head 0.
 double sampled_recall(Runtime& rt, const Tensor& q, const Tensor& k, const PrefillParams& p, int rows, std::mt19937_64& rng) {
   const int64_t S = q.seq_len(), D = q.head_dim(), nq = (S + p.pq - 1) / p.pq, W = (S + 63) / 64;
   Tensor q0 = q, k0 = k;  // batch 0, head 0 only: the mask of one head is small even at 1M

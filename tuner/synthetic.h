@@ -1,5 +1,5 @@
 #pragma once
-// Synthetic attention inputs with a vertical-vector pattern (DESIGN §1): q rows share a mean
+// Synthetic attention inputs with a vertical-vector pattern (docs/semantics.md §0): q rows share a mean
 // direction and a fraction of key columns point along it, so every query block sees the same few
 // strong columns. The fraction sets the selection density, which drives the attention cost.
 #include <cuda.h>

@@ -29,7 +29,7 @@ def torch_attention(q, k, v, mask=None, causal=False):
 
 
 def attended_mask(sel, s, pq, causal):
-    """The attended sets of DESIGN 2.4 as a bool (B, H, S, S) from select()'s block selection."""
+    """The attended sets of docs/semantics.md §5 as a bool (B, H, S, S) from select()'s block selection."""
     b, h, nq, _ = sel.shape
     rows = torch.arange(s, device=sel.device)
     block = rows // pq

@@ -1,4 +1,4 @@
-// select, prefill and dense on the GPU against the fp64 reference (DESIGN §2): fresh random
+// select, prefill and dense on the GPU against the fp64 reference (docs/semantics.md §8): fresh random
 // inputs every run plus a vertical-vector pattern, poisoned outputs, odd lengths, GQA, BSHD.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>

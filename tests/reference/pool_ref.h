@@ -1,5 +1,5 @@
 #pragma once
-// CPU reference of DESIGN §2.1 (pool), in double, on logical [B, H, S, D] float values.
+// CPU reference of docs/semantics.md §2 (pool), in double, on logical [B, H, S, D] float values.
 #include <cstdint>
 #include <vector>
 

@@ -22,7 +22,7 @@ void check_size(const char* name, size_t got, int64_t want) {
 
 bool bit(const uint64_t* words, int64_t j) { return (words[j >> 6] >> (j & 63)) & 1u; }
 
-// Half-open range of keys block i may select (DESIGN §2.3): causal blocks never select the
+// Half-open range of keys block i may select (docs/semantics.md §4.2): causal blocks never select the
 // sink block or their own diagonal block, which they attend anyway.
 struct Range {
   int64_t lo, hi;
@@ -48,7 +48,7 @@ double dot(const float* a, const float* b, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// MinP walk of DESIGN §2.3 over the candidates [lo, hi) of one query block; s is indexed by key.
+// MinP walk of docs/semantics.md §4 over the candidates [lo, hi) of one query block; s is indexed by key.
 void select_block(const Problem& p, const std::vector<double>& s, Range c, double gap, uint64_t* words,
                   float* margin) {
   const int64_t G = int64_t(p.gk) * p.bk;
@@ -69,7 +69,7 @@ void select_block(const Problem& p, const std::vector<double>& s, Range c, doubl
   }
 }
 
-// The attended set of DESIGN §2.4 for row r, written into `out` (reused across rows).
+// The attended set of docs/semantics.md §5.1 for row r, written into `out` (reused across rows).
 void row_set(const Problem& p, const uint64_t* words, int64_t r, std::vector<int64_t>& out) {
   out.clear();
   if (r < p.dense_prefix || !p.causal) {
@@ -143,7 +143,7 @@ void Problem::check() const {
   if (B < 1 || Hq < 1 || Hkv < 1 || S < 1 || D < 1) fail("B, Hq, Hkv, S and D must all be positive");
   if (Hq % Hkv) fail("Hq " + std::to_string(Hq) + " is not a multiple of Hkv " + std::to_string(Hkv));
   if (pq < 1 || bk < 1 || gk < 1) fail("pq, bk and gk must all be positive");
-  if (causal && pq % bk) fail("causal selection needs pq % bk == 0 (DESIGN §2.3)");
+  if (causal && pq % bk) fail("causal selection needs pq % bk == 0 (docs/semantics.md §4.4)");
   if (int64_t(thresholds.size()) != Hq)
     fail(std::to_string(thresholds.size()) + " thresholds for " + std::to_string(Hq) + " q heads");
   for (float t : thresholds)

@@ -1,5 +1,5 @@
 #pragma once
-// CPU reference of DESIGN §2 (select, attend, statistics) in fp64, the yardstick every GPU
+// CPU reference of docs/semantics.md §2-§6 (select, attend, statistics) in fp64, the yardstick every GPU
 // kernel is compared against. All tensors are host floats already rounded to the dtype, in
 // logical contiguous [B, H, S, D] order; q has Hq heads, k and v have Hkv heads.
 #include <cstdint>
@@ -24,7 +24,7 @@ struct Problem {
   void check() const;
 };
 
-// Pooled q rounded to the dtype: [B, Hq, nq, D] (DESIGN §2.1).
+// Pooled q rounded to the dtype: [B, Hq, nq, D] (docs/semantics.md §2).
 std::vector<float> pooled_q(const Problem& p, const std::vector<float>& q);
 
 struct SelectResult {
@@ -33,10 +33,10 @@ struct SelectResult {
   // [B, Hq, nq, S]: s(i, j) + gap - m_t (>= 0 means selected) for candidate keys, NaN otherwise.
   std::vector<float> margin;
 };
-// DESIGN §2.2-2.3, scores accumulated in double.
+// docs/semantics.md §3-§4, scores accumulated in double.
 SelectResult select(const Problem& p, const std::vector<float>& q, const std::vector<float>& k);
 
-// Keys row r of (b, h) attends to under `mask` (DESIGN §2.4, dense_prefix included), ascending.
+// Keys row r of (b, h) attends to under `mask` (docs/semantics.md §5.1, dense_prefix included), ascending.
 std::vector<int64_t> attended(const Problem& p, const std::vector<uint64_t>& mask, int64_t b, int64_t h, int64_t r);
 
 // fp64 attention over the sets `mask` gives (layout of SelectResult::mask): [B, Hq, S, D].
