@@ -23,7 +23,8 @@ namespace {
 
 constexpr int kThreads = 4;
 constexpr int kStreamsPerThread = 2;
-constexpr int kCallsPerThread = 50;
+constexpr int kCallsPerStream = 50;
+constexpr int kCallsPerThread = kStreamsPerThread * kCallsPerStream;
 
 enum class Op { prefill, select, dense };
 
@@ -147,7 +148,7 @@ struct StressResult {
   double seconds = 0;
 };
 
-// kThreads threads x kStreamsPerThread streams x kCallsPerThread calls of random specs, nothing
+// kThreads threads x kStreamsPerThread streams x kCallsPerStream calls of random specs, nothing
 // synchronized until all are enqueued; every output compared byte for byte with `alone`.
 // Odd threads give their second stream a workspace of its own; every other call has none.
 StressResult stress(const Caller& call, const std::vector<Spec>& all, const std::vector<SpecInputs>& inputs,
@@ -170,9 +171,10 @@ StressResult stress(const Caller& call, const std::vector<Spec>& all, const std:
   // The workspace an odd thread's second stream gets: enough for every spec at once.
   Runtime sizer(test::in_memory());
   size_t ws_bytes = 0;
-  for (const Spec& s : all)
-    if (s.op != Op::dense)
-      ws_bytes = std::max(ws_bytes, sizer.workspace_size(s.view(nullptr, s.Hq), s.view(nullptr, s.Hkv), s.resolved()));
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].op != Op::dense)
+      ws_bytes = std::max(ws_bytes, sizer.workspace_size(all[i].view(inputs[i].q->get(), all[i].Hq),
+                                                         all[i].view(inputs[i].k->get(), all[i].Hkv), all[i].resolved()));
   std::vector<std::unique_ptr<test::DeviceBuffer>> thread_ws;
   for (int t = 0; t < kThreads; ++t) thread_ws.push_back(std::make_unique<test::DeviceBuffer>(ws_bytes));
 
@@ -239,7 +241,7 @@ std::vector<std::vector<uint8_t>> run_alone(const std::vector<Spec>& all, const 
 
 }  // namespace
 
-TEST_CASE("one Runtime, 4 threads x 2 streams: every output equals the call alone", "[gpu][concurrency]") {
+TEST_CASE("one Runtime, 4 threads x 2 streams: every output equals the call alone", "[gpu][concurrency][stress]") {
   test::TestContext ctx;
   std::mt19937 rng(std::random_device{}());
   const std::vector<Spec> all = specs();
