@@ -44,7 +44,7 @@ CompilePlan plan_compile(const Variant& v) {
   require_valid(v);
   CompilePlan p;
   p.variant = v;
-  p.source = fmt::format("// {}\n#include \"{}\"\n", v.str(), template_file(v.key.kernel));
+  p.source = fmt::format("// {}\n#include \"{}\"\n", v.str(), template_file(v));
   p.name_expression = instantiation(v);
   p.options = {
       fmt::format("--gpu-architecture={}", v.key.arch),

@@ -28,6 +28,14 @@ constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
 constexpr int kAttnDefaultKeys = 64;
 // dense_attn: 64 query rows (4 warps), 64-key tiles, as FA2 at d128.
 constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
+// wgmma (sm_90a), sparse and dense: one producer and two consumer warpgroups (12 warps), 128-key
+// tiles (the N of one wgmma: fewer barrier round trips per FLOP). Two stages at 128 query rows
+// per CTA (Pq 128, dense: 32 KiB Q + 2 x 64 KiB K/V; three do not fit in 227 KiB), three at a
+// Pq = 64 block (16 KiB Q), whose tiles the two consumers take in turn.
+constexpr int kSm90Warps = kAttnSm90Threads / 32;
+constexpr int kSm90MaxSmem = 227 * 1024;  // the opt-in limit of one CTA on sm_90
+constexpr int kSm90Keys[] = {64, 128};
+TileConfig sm90_default(int pq) { return TileConfig{128, kSm90Warps, pq == 64 ? 3 : 2, AttnPath::wgmma}; }
 
 bool contains(const int* begin, const int* end, int v) {
   for (auto p = begin; p != end; ++p)
@@ -49,14 +57,22 @@ const std::vector<KernelKind>& implemented_kernels() {
   return k;
 }
 
-const char* template_file(KernelKind k) {
-  switch (k) {
+const char* template_file(const Variant& v) {
+  switch (v.key.kernel) {
     case KernelKind::pool: return "pool.cuh";
     case KernelKind::select: return "select.cuh";
     case KernelKind::sparse_attn:
-    case KernelKind::dense_attn: return "attention.cuh";
+    case KernelKind::dense_attn: return v.config.path == AttnPath::wgmma ? "sm90_attention.cuh" : "attention.cuh";
   }
   return nullptr;
+}
+
+bool has_wgmma(const std::string& arch) { return arch == "sm_90a"; }
+
+AttnLaunch attn_launch(const Variant& v) {
+  const int pq = v.key.kernel == KernelKind::sparse_attn ? v.key.pq : 0;
+  if (v.config.path == AttnPath::wgmma) return {attn_sm90_rows(pq), kAttnSm90Threads};
+  return {v.config.warps * 16, v.config.warps * 32};
 }
 
 std::string instantiation(const Variant& v) {
@@ -70,6 +86,9 @@ std::string instantiation(const Variant& v) {
                          dtype_name(k.dtype), v.config.rows, v.config.stages, k.causal);
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn:
+      if (v.config.path == AttnPath::wgmma)
+        return fmt::format("vecattn::attn_sm90_kernel<{}, vecattn::{}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
+                           v.config.rows, v.config.stages, k.causal, k.kernel == KernelKind::sparse_attn ? k.pq : 0);
       return fmt::format("vecattn::attn_kernel<{}, vecattn::{}, {}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
                          v.config.warps * 16, v.config.rows, v.config.stages, k.causal,
                          k.kernel == KernelKind::sparse_attn ? k.pq : 0);
@@ -77,14 +96,19 @@ std::string instantiation(const Variant& v) {
   throw Error(Status::internal, "unknown kernel kind");
 }
 
-TileConfig default_config(const KernelKey& key) {
+TileConfig default_config(const KernelKey& key, AttnPath path) {
   switch (key.kernel) {
     case KernelKind::pool: return kPoolDefault;
     case KernelKind::select: return kSelectDefault;
-    case KernelKind::sparse_attn: return TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
-    case KernelKind::dense_attn: return kDenseDefault;
+    case KernelKind::sparse_attn:
+      return path == AttnPath::wgmma ? sm90_default(key.pq) : TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
+    case KernelKind::dense_attn: return path == AttnPath::wgmma ? sm90_default(0) : kDenseDefault;
   }
   throw Error(Status::internal, "unknown kernel kind");
+}
+
+TileConfig default_config(const KernelKey& key) {
+  return default_config(key, has_wgmma(key.arch) ? AttnPath::wgmma : AttnPath::mma);
 }
 
 std::string why_invalid(const KernelKey& k) {
@@ -130,7 +154,23 @@ std::string why_invalid(const Variant& v) {
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn: {
       const bool sparse = v.key.kernel == KernelKind::sparse_attn;
-      if (c.path != AttnPath::mma) return "the wgmma path is not implemented yet: use mma";
+      if (c.path == AttnPath::wgmma) {
+        // Mirrors the static_asserts of sm90_config.cuh.
+        if (!has_wgmma(v.key.arch))
+          return fmt::format("the wgmma attention path needs sm_90a, not {}: use mma", v.key.arch);
+        if (!contains(std::begin(kSm90Keys), std::end(kSm90Keys), c.rows))
+          return fmt::format("wgmma attention keys per tile {} is not supported: use {}", c.rows,
+                             list(std::begin(kSm90Keys), std::end(kSm90Keys)));
+        if (c.warps != kSm90Warps)
+          return fmt::format("wgmma attention runs {} warps (a producer and two consumer warpgroups), not {}", kSm90Warps,
+                             c.warps);
+        if (c.stages < 2 || c.stages > 4) return fmt::format("wgmma attention stages {} is not supported: use 2..4", c.stages);
+        const int bytes = attn_sm90_smem_bytes(sparse ? v.key.pq : 0, c.rows, v.key.head_dim, c.stages);
+        if (bytes > kSm90MaxSmem)
+          return fmt::format("wgmma attention with {} keys x {} stages needs {} bytes of shared memory (at most {}): "
+                             "use fewer stages or keys", c.rows, c.stages, bytes, kSm90MaxSmem);
+        return {};
+      }
       if (!contains(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles), c.rows))
         return fmt::format("attention keys per tile {} is not supported: use {}", c.rows,
                            list(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles)));
@@ -152,7 +192,11 @@ int dynamic_smem_bytes(const Variant& v) {
     case KernelKind::pool: return 0;
     case KernelKind::select: return select_smem_bytes(c.rows, v.key.head_dim, c.stages);
     case KernelKind::sparse_attn:
-    case KernelKind::dense_attn: return attn_smem_bytes(c.warps * 16, c.rows, v.key.head_dim, c.stages);
+    case KernelKind::dense_attn:
+      if (c.path == AttnPath::wgmma)
+        return attn_sm90_smem_bytes(v.key.kernel == KernelKind::sparse_attn ? v.key.pq : 0, c.rows, v.key.head_dim,
+                                    c.stages);
+      return attn_smem_bytes(c.warps * 16, c.rows, v.key.head_dim, c.stages);
   }
   return 0;
 }

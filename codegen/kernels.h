@@ -15,11 +15,24 @@ const std::vector<KernelKind>& implemented_kernels();
 
 // The template file a kernel lives in, and the C++ name of one instantiation, e.g.
 // "vecattn::pool_kernel<64, 128, vecattn::bf16, 4>" (given to nvrtcAddNameExpression).
-const char* template_file(KernelKind k);
+const char* template_file(const Variant& v);
 std::string instantiation(const Variant& v);
 
 // The built-in default config for a key: the last layer of lookup, and the tuner's reference.
+// Attention keys on sm_90a default to the wgmma path; `path` asks for one path's default.
 TileConfig default_config(const KernelKey& key);
+TileConfig default_config(const KernelKey& key, AttnPath path);
+
+// Whether an arch runs the Hopper wgmma attention path (sm_90a).
+bool has_wgmma(const std::string& arch);
+
+// How an attention variant is launched: query rows per CTA (the grid's x covers the rows with
+// CTAs of this many) and threads per CTA.
+struct AttnLaunch {
+  int rows_per_cta;
+  int threads;
+};
+AttnLaunch attn_launch(const Variant& v);
 
 // Empty when legal; otherwise the reason, naming the field and what is allowed. Checked on the
 // host before any compile (the tuner prunes with it); templates repeat it with static_assert.

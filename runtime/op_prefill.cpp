@@ -231,14 +231,14 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
       ap.row_begin = int(first_sparse_block * plan.pq);
       ap.row_end = int(plan.seq_len);
       launch(att, Dim3{unsigned(plan.pooled - first_sparse_block), unsigned(n)},
-             Dim3{unsigned(att.variant.config.warps * 32)}, unsigned(att.dynamic_smem), s, ap);
+             Dim3{unsigned(attn_launch(att.variant).threads)}, unsigned(att.dynamic_smem), s, ap);
     }
     if (dense) {
       // After the sparse launch on the same stream: rows of a block the prefix cuts are rewritten.
-      const int bm = dense->variant.config.warps * 16;
+      const AttnLaunch shape = attn_launch(dense->variant);
       ap.row_begin = 0;
       ap.row_end = int(plan.dense_prefix);
-      launch(*dense, Dim3{ceil_div(plan.dense_prefix, bm), unsigned(n)}, Dim3{unsigned(dense->variant.config.warps * 32)},
+      launch(*dense, Dim3{ceil_div(plan.dense_prefix, shape.rows_per_cta), unsigned(n)}, Dim3{unsigned(shape.threads)},
              unsigned(dense->dynamic_smem), s, ap);
     }
     timer.mark(s);
@@ -320,13 +320,12 @@ void Runtime::dense(const Tensor& q, const Tensor& k, const Tensor& v, const Ten
   AttnParams ap = attn_params(q, k, v, out, q.heads() / k.heads());
   ap.row_begin = 0;
   ap.row_end = int(q.seq_len());
-  const int bm = kern.variant.config.warps * 16;
+  const AttnLaunch shape = attn_launch(kern.variant);
   const int64_t units = q.batch() * q.heads();
   for (int64_t u0 = 0; u0 < units; u0 += kMaxUnitsPerLaunch) {
     ap.unit_begin = int(u0);
-    launch(kern, Dim3{ceil_div(q.seq_len(), bm), unsigned(std::min(kMaxUnitsPerLaunch, units - u0))},
-           Dim3{unsigned(kern.variant.config.warps * 32)}, unsigned(kern.dynamic_smem),
-           reinterpret_cast<CUstream>(stream), ap);
+    launch(kern, Dim3{ceil_div(q.seq_len(), shape.rows_per_cta), unsigned(std::min(kMaxUnitsPerLaunch, units - u0))},
+           Dim3{unsigned(shape.threads)}, unsigned(kern.dynamic_smem), reinterpret_cast<CUstream>(stream), ap);
   }
 }
 

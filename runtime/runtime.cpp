@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 
 #include "codegen/kernels.h"
 #include "codegen/log.h"
@@ -15,6 +17,17 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   impl_->device = query_device(options.device);
   if (impl_->device.cc_major < 8)
     throw Error(Status::unsupported, fmt::format("{} is {}: vecattn needs compute capability 8.0 or newer",
+                                                 impl_->device.name, impl_->device.arch));
+  impl_->attention_path = options.attention_path;
+  if (!impl_->attention_path)
+    if (const char* env = std::getenv("VECATTN_ATTENTION_PATH"); env && *env) {
+      if (std::string_view(env) == "mma") impl_->attention_path = AttnPath::mma;
+      else if (std::string_view(env) == "wgmma") impl_->attention_path = AttnPath::wgmma;
+      else throw Error(Status::invalid_argument,
+                       fmt::format("VECATTN_ATTENTION_PATH is '{}': use mma or wgmma (or leave it unset)", env));
+    }
+  if (impl_->attention_path == AttnPath::wgmma && !has_wgmma(impl_->device.arch))
+    throw Error(Status::unsupported, fmt::format("the wgmma attention path needs an sm_90a GPU; {} is {}: use mma",
                                                  impl_->device.name, impl_->device.arch));
   d.check(d.cuDeviceGet(&impl_->cu_device, options.device), "cuDeviceGet");
   d.check(d.cuDevicePrimaryCtxRetain(&impl_->context, impl_->cu_device), "cuDevicePrimaryCtxRetain");
@@ -75,6 +88,11 @@ const char* source_name(ConfigSource s) {
   return "?";
 }
 
+TileConfig Runtime::Impl::default_for(const KernelKey& key) const {
+  const bool attention = key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn;
+  return attention && attention_path ? default_config(key, *attention_path) : default_config(key);
+}
+
 ConfigChoice Runtime::Impl::lookup_uncached(const KernelKey& key) {
   const std::string name = key.str();
   auto usable = [&](const std::string& config, const char* where) -> std::optional<TileConfig> {
@@ -113,7 +131,7 @@ ConfigChoice Runtime::Impl::lookup_uncached(const KernelKey& key) {
   if (arch_row)
     if (auto c = usable(arch_row->config, "the pretuned file"))
       return {*c, ConfigSource::pretuned, fmt::format("tuned on {} at S={}", arch_row->device_name, arch_row->seq_len)};
-  return {default_config(key), ConfigSource::builtin_default, {}};
+  return {default_for(key), ConfigSource::builtin_default, {}};
 }
 
 ConfigChoice Runtime::Impl::choose(const KernelKey& key) {
@@ -122,6 +140,10 @@ ConfigChoice Runtime::Impl::choose(const KernelKey& key) {
     if (auto it = configs.find(key); it != configs.end()) return it->second;
   }
   ConfigChoice c = lookup_uncached(key);
+  const bool attention = key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn;
+  if (attention && attention_path && c.config.path != *attention_path)
+    c = ConfigChoice{default_config(key, *attention_path), ConfigSource::builtin_default,
+                     fmt::format("the {} path is forced", path_name(*attention_path))};
   std::lock_guard<std::mutex> lock(config_mutex);
   auto [it, inserted] = configs.emplace(key, c);
   if (inserted) {
@@ -148,9 +170,9 @@ const LoadedKernel& Runtime::Impl::kernel(const KernelKey& key) {
               source_name(c.source), e.what());
     {
       std::lock_guard<std::mutex> lock(config_mutex);
-      configs[key] = ConfigChoice{default_config(key), ConfigSource::builtin_default, {}};
+      configs[key] = ConfigChoice{default_for(key), ConfigSource::builtin_default, {}};
     }
-    return modules->get(Variant{key, default_config(key)});
+    return modules->get(Variant{key, default_for(key)});
   }
 }
 

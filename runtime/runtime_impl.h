@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "runtime/device.h"
 #include "runtime/module_cache.h"
@@ -24,12 +25,16 @@ struct Runtime::Impl {
   // Scratch for calls that pass no workspace, held in the order of the caller's stream.
   std::unique_ptr<StreamWorkspacePool> workspaces;
 
+  // Attention path forced by the options or the environment, if any.
+  std::optional<AttnPath> attention_path;
+
   // Config lookup: memory -> user database -> pretuned file -> default.
   std::mutex config_mutex;
   std::map<KernelKey, ConfigChoice> configs;
   LookupStats lookups;
   ConfigChoice choose(const KernelKey& key);
   ConfigChoice lookup_uncached(const KernelKey& key);
+  TileConfig default_for(const KernelKey& key) const;  // the default, on the forced path if any
 
   // The loaded kernel of (key, its config) for this device.
   const LoadedKernel& kernel(const KernelKey& key);

@@ -6,106 +6,11 @@
 //   sparse (Pq > 0): a CTA is one query block; tiles come from its mask row (compacted on the
 //                    fly), then, causal, the sink block and the diagonal block.
 //   dense  (Pq = 0): keys [0, S), causal ones up to each row.
+#include "key_schedule.cuh"
 #include "params.h"
 #include "tile.cuh"
 
 namespace vecattn {
-
-// Where the next key tile comes from. Every thread holds the same copy; the compacted list of
-// selected keys lives in shared memory.
-struct KeySchedule {
-  enum Phase { kSelected, kSink, kDiagonal, kRange, kDone };
-  int phase;
-  int word, word_end;          // mask words still to compact
-  int count, head;             // list[head, count) are compacted keys not yet handed out
-  int next_key, end_key;       // the current contiguous range
-};
-
-template <int Threads, int BN, typename Mask>
-__device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
-  constexpr int kWarps = Threads / 32;
-  static_assert(kAttnListCapacity >= BN + 64, "a refill must always take its first word");
-  const int tid = threadIdx.x;
-  // Keep the keys not yet handed out (fewer than BN) at the front.
-  const int rem = ks.count - ks.head;
-  const int keep = tid < rem ? list[ks.head + tid] : 0;
-  __syncthreads();
-  if (tid < rem) list[tid] = keep;
-  ks.count = rem;
-  ks.head = 0;
-  while (ks.word < ks.word_end) {
-    const int w = ks.word + tid;
-    unsigned long long bits = w < ks.word_end ? mask_row[w] : 0ull;
-    const int c = __popcll(bits);
-    int total;
-    const int before = block_exclusive_scan<kWarps>(c, scratch, total);
-    const bool fits = ks.count + before + c <= kAttnListCapacity;  // true for a prefix of threads
-    if (fits) {
-      int pos = ks.count + before;
-      while (bits) {
-        list[pos++] = w * 64 + __ffsll(static_cast<long long>(bits)) - 1;
-        bits &= bits - 1;
-      }
-    }
-    const int taken = __syncthreads_count(fits);
-    if (taken == 0) break;  // the list is full: not even this pass's first word fits
-    if (tid == taken - 1) scratch[kWarps] = before + c;
-    __syncthreads();
-    ks.count += scratch[kWarps];
-    ks.word = min(ks.word + taken, ks.word_end);
-    __syncthreads();
-    if (taken < Threads) break;  // the list is full
-  }
-}
-
-// Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
-template <int Threads, int BN, int Pq, bool Causal>
-__device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
-                                         int* scratch, int block_row0, int seq_len) {
-  const int tid = threadIdx.x;
-  while (true) {
-    if (ks.phase == KeySchedule::kSelected) {
-      const int avail = ks.count - ks.head;
-      if (avail >= BN || (avail > 0 && ks.word >= ks.word_end)) {
-        const int n = min(avail, BN);
-        if (tid < BN) idx[tid] = tid < n ? list[ks.head + tid] : -1;
-        ks.head += n;
-        __syncthreads();
-        return n;
-      }
-      if (ks.word < ks.word_end) {
-        compact_selected<Threads, BN>(ks, mask_row, list, scratch);
-        continue;
-      }
-      // Selected keys done; causal blocks then attend the sink block (unless they are it).
-      if (Causal && block_row0 > 0) {
-        ks.phase = KeySchedule::kSink;
-        ks.next_key = 0;
-        ks.end_key = min(Pq, seq_len);
-      } else {
-        ks.phase = Causal ? KeySchedule::kDiagonal : KeySchedule::kDone;
-        ks.next_key = block_row0;
-        ks.end_key = min(block_row0 + Pq, seq_len);
-      }
-      continue;
-    }
-    if (ks.phase == KeySchedule::kDone) return 0;
-    if (ks.next_key < ks.end_key) {
-      const int n = min(BN, ks.end_key - ks.next_key);
-      if (tid < BN) idx[tid] = tid < n ? ks.next_key + tid : -1;
-      ks.next_key += n;
-      __syncthreads();
-      return n;
-    }
-    if (ks.phase == KeySchedule::kSink) {
-      ks.phase = KeySchedule::kDiagonal;
-      ks.next_key = block_row0;
-      ks.end_key = min(block_row0 + Pq, seq_len);
-    } else {
-      ks.phase = KeySchedule::kDone;
-    }
-  }
-}
 
 template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq>
 __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constant__ AttnParams p) {
@@ -143,19 +48,16 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
   }
   cp_async_commit();
 
-  KeySchedule ks{};
+  KeySchedule ks;
   const unsigned long long* mask_row = nullptr;
   if constexpr (kSparse) {
     const int block = m0 / Pq;
     mask_row = p.mask + ((i64(unit) - p.mask_unit_origin) * ((p.seq_len + Pq - 1) / Pq) + block) * p.words;
-    ks.phase = KeySchedule::kSelected;
-    ks.word = Causal ? Pq / 64 : 0;
-    ks.word_end = Causal ? max(ks.word, m0 / 64) : p.words;
+    ks = KeySchedule::sparse<Pq, Causal>(m0, p.words);
   } else {
-    ks.phase = KeySchedule::kRange;
-    ks.next_key = 0;
-    ks.end_key = Causal ? min(m0 + BM, p.seq_len) : p.seq_len;
+    ks = KeySchedule::range(Causal ? min(m0 + BM, p.seq_len) : p.seq_len);
   }
+  using Group = CtaGroup<kThreads>;
 
   auto load_kv = [&](int stage) {
     const int* keys = tile_keys + stage * BN;
@@ -169,7 +71,7 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
     }
   };
 
-  int n_cur = next_tile<kThreads, BN, Pq, Causal>(ks, tile_keys, mask_row, list, scratch, m0, p.seq_len);
+  int n_cur = next_tile<Group, BN, Pq, Causal>(ks, tile_keys, mask_row, list, scratch, m0, p.seq_len);
   if (n_cur) load_kv(0);
   cp_async_commit();
 
@@ -189,7 +91,7 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
     const int cur = it % Stages, nxt = (it + 1) % Stages;
     __syncthreads();  // the previous tile's compute is done: its buffers may be refilled
     const int n_next =
-        next_tile<kThreads, BN, Pq, Causal>(ks, tile_keys + nxt * BN, mask_row, list, scratch, m0, p.seq_len);
+        next_tile<Group, BN, Pq, Causal>(ks, tile_keys + nxt * BN, mask_row, list, scratch, m0, p.seq_len);
     if (n_next) load_kv(nxt);
     cp_async_commit();
     cp_async_wait<1>();

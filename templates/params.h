@@ -85,4 +85,36 @@ VECATTN_HOST_DEVICE constexpr int attn_smem_bytes(int bm, int bn, int head_dim, 
          + 64;                                    // scan scratch and list state
 }
 
+// ---- the Hopper (sm_90a) attention kernel: warp-specialized, wgmma ----
+// 384 threads: one producer warpgroup (gathers K/V rows by cp.async) and two consumer warpgroups
+// (64 query rows each for one wgmma M). A CTA covers kAttnSm90Rows(Pq) query rows: a Pq = 128
+// block or 128 dense rows, each consumer owning 64 of them; or a Pq = 64 block, whose key tiles
+// the two consumers take in turn and merge at the end.
+constexpr int kAttnSm90Threads = 384;
+VECATTN_HOST_DEVICE constexpr int attn_sm90_rows(int pq) { return pq == 64 ? 64 : 128; }
+
+// Shared memory, in this order: Q tile, Stages x (K tile, V tile), key indices [Stages][BN],
+// tile info [Stages], the compacted-key list, scan scratch, mbarriers (q_full, full[Stages],
+// empty[Stages]); tiles 1024-byte aligned (the swizzle atom). The launch adds one atom of slack
+// to align the dynamic base.
+struct AttnSm90Layout {
+  int q, kv, stage_bytes, idx, info, list, scratch, bars, bytes;
+};
+VECATTN_HOST_DEVICE constexpr AttnSm90Layout attn_sm90_layout(int pq, int bn, int head_dim, int stages) {
+  AttnSm90Layout l{};
+  l.q = 0;
+  l.kv = attn_sm90_rows(pq) * head_dim * 2;
+  l.stage_bytes = 2 * bn * head_dim * 2;
+  l.idx = l.kv + stages * l.stage_bytes;
+  l.info = l.idx + stages * bn * 4;
+  l.list = (l.info + stages * 4 + 15) / 16 * 16;
+  l.scratch = l.list + kAttnListCapacity * 4;
+  l.bars = l.scratch + 64;
+  l.bytes = l.bars + (1 + 2 * stages) * 8;
+  return l;
+}
+VECATTN_HOST_DEVICE constexpr int attn_sm90_smem_bytes(int pq, int bn, int head_dim, int stages) {
+  return attn_sm90_layout(pq, bn, head_dim, stages).bytes + 1024;
+}
+
 }  // namespace vecattn

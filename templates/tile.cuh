@@ -1,6 +1,6 @@
 #pragma once
 // Tensor-core tile primitives for sm_80+: cp.async row copies into swizzled shared memory,
-// ldmatrix fragment loads, mma.sync m16n8k16 with fp32 accumulation, and a CTA-wide scan.
+// ldmatrix fragment loads, mma.sync m16n8k16 with fp32 accumulation.
 #include "common.cuh"
 
 namespace vecattn {
@@ -92,29 +92,5 @@ __device__ __forceinline__ void load_v_frags(u32 (&b)[4], const void* tile, int 
   const int chunk = (d0 >> 3) + (lane >> 4);
   ldmatrix_x4_trans(b, smem_addr(tile) + Tile::offset(row, chunk));
 }
-
-// ---- CTA-wide exclusive scan of one int per thread; returns the total. scratch: Warps ints.
-template <int Warps> __device__ __forceinline__ int block_exclusive_scan(int v, int* scratch, int& total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int incl = v;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const int n = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += n;
-  }
-  if (lane == 31) scratch[warp] = incl;
-  __syncthreads();
-  int before = 0;
-  total = 0;
-#pragma unroll
-  for (int w = 0; w < Warps; ++w) {
-    const int t = scratch[w];
-    if (w < warp) before += t;
-    total += t;
-  }
-  __syncthreads();  // scratch is reused by the next call
-  return before + incl - v;
-}
-
 
 }  // namespace vecattn

@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -41,6 +43,7 @@ struct Args {
   std::vector<int> causal;
   std::string devices = "0";
   std::string arch;
+  std::string cubin_dir;
   std::string db;
   std::string export_path, import_path;
   int64_t seq_len = 32768;
@@ -175,6 +178,18 @@ int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::
       std::fprintf(stderr, "%s: %s\n%s\n", variants[i].str().c_str(), outcomes[i].error->what(),
                    outcomes[i].error->detail().c_str());
     }
+  if (!a.cubin_dir.empty()) {
+    // For reading the machine code offline (cuobjdump -sass): one file per variant, named by it.
+    std::filesystem::create_directories(a.cubin_dir);
+    for (size_t i = 0; i < variants.size(); ++i) {
+      if (outcomes[i].error) continue;
+      std::string name = variants[i].str();
+      std::replace(name.begin(), name.end(), '/', '.');
+      const auto& cubin = outcomes[i].result.kernel->cubin;
+      std::ofstream(std::filesystem::path(a.cubin_dir) / (name + ".cubin"), std::ios::binary)
+          .write(cubin.data(), std::streamsize(cubin.size()));
+    }
+  }
   const auto& s = cubins.stats();
   std::printf("%zu variants in %.1f s: %ld compiled, %ld from the cache, %d failed\n", variants.size(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s.compiles.load(),
@@ -340,6 +355,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps", a.reps, "timed runs per candidate (the median counts)")->check(CLI::Range(1, 1000));
   app.add_option("--threads", a.threads, "parallel NVRTC compiles (default: min(cores, 8))")->check(CLI::NonNegativeNumber);
   app.add_flag("--list", a.list, "list the keys that would be tuned and exit");
+  app.add_option("--cubin-dir", a.cubin_dir, "with --arch: also write each compiled cubin to this folder");
   app.add_option("--export", a.export_path, "write the tuned configs of the arch to this pretuned file");
   app.add_option("--import", a.import_path, "read a pretuned file into the database");
   app.add_flag("--json", a.json, "print the results as JSON instead of a table");

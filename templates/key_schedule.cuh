@@ -1,0 +1,179 @@
+#pragma once
+// Where an attention CTA's key tiles come from (docs/semantics.md §5.1), shared by the mma.sync
+// and the wgmma main loops. A tile is a list of BN key indices (-1 = none); tiles come, in
+// order, from the query block's mask row (compacted on the fly into a shared list), then,
+// causal, the sink block and the diagonal block; dense attention walks one contiguous range.
+// The schedule is run by a group of threads in lockstep (the whole CTA, or the producer warps
+// of a warp-specialized kernel): every thread of the group holds the same KeySchedule.
+#include "params.h"
+#include "tile.cuh"
+
+namespace vecattn {
+
+// All threads of the CTA.
+template <int Threads> struct CtaGroup {
+  static constexpr int kThreads = Threads;
+  __device__ static __forceinline__ int rank() { return threadIdx.x; }
+  __device__ static __forceinline__ void sync() { __syncthreads(); }
+  __device__ static __forceinline__ int count(bool p) { return __syncthreads_count(p); }
+};
+
+// Threads [First, First + Threads) of the CTA, synchronized by named barrier Id alone, so the
+// other warps never wait for them.
+template <int Id, int Threads, int First> struct NamedGroup {
+  static constexpr int kThreads = Threads;
+  static_assert(Threads % 32 == 0 && Id > 0 && Id < 16, "a named barrier of whole warps, id 1..15");
+  __device__ static __forceinline__ int rank() { return int(threadIdx.x) - First; }
+  __device__ static __forceinline__ void sync() { asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory"); }
+  __device__ static __forceinline__ int count(bool p) {
+    int c;
+    asm volatile(
+        "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
+        : "=r"(c)
+        : "r"(int(p)), "n"(Id), "n"(Threads)
+        : "memory");
+    return c;
+  }
+};
+
+// Exclusive scan of one int per thread of the group; returns the total. scratch: warps ints.
+template <class Group> __device__ __forceinline__ int group_exclusive_scan(int v, int* scratch, int& total) {
+  constexpr int kWarps = Group::kThreads / 32;
+  const int lane = Group::rank() & 31, warp = Group::rank() >> 5;
+  int incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += n;
+  }
+  if (lane == 31) scratch[warp] = incl;
+  Group::sync();
+  int before = 0;
+  total = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    const int t = scratch[w];
+    if (w < warp) before += t;
+    total += t;
+  }
+  Group::sync();  // scratch is reused by the next call
+  return before + incl - v;
+}
+
+struct KeySchedule {
+  enum Phase { kSelected, kSink, kDiagonal, kRange, kDone };
+  int phase;
+  int word, word_end;          // mask words still to compact
+  int count, head;             // list[head, count) are compacted keys not yet handed out
+  int next_key, end_key;       // the current contiguous range
+
+  // A sparse query block starting at row block_row0: its candidate words first (causal: the
+  // words of keys [Pq, block_row0), which are whole words because Pq % 64 == 0).
+  template <int Pq, bool Causal> __device__ static KeySchedule sparse(int block_row0, int words) {
+    KeySchedule ks{};
+    ks.phase = kSelected;
+    ks.word = Causal ? Pq / 64 : 0;
+    ks.word_end = Causal ? max(ks.word, block_row0 / 64) : words;
+    return ks;
+  }
+  // Keys [0, end) in order.
+  __device__ static KeySchedule range(int end) {
+    KeySchedule ks{};
+    ks.phase = kRange;
+    ks.next_key = 0;
+    ks.end_key = end;
+    return ks;
+  }
+};
+
+// Refills the shared list from the mask row: words are taken whole, in order, while they fit.
+template <class Group, int BN, typename Mask>
+__device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
+  constexpr int kThreads = Group::kThreads;
+  constexpr int kWarps = kThreads / 32;
+  static_assert(kAttnListCapacity >= BN + 64, "a refill must always take its first word");
+  const int tid = Group::rank();
+  // Keep the keys not yet handed out (fewer than BN) at the front.
+  const int rem = ks.count - ks.head;
+  const int keep = tid < rem ? list[ks.head + tid] : 0;
+  Group::sync();
+  if (tid < rem) list[tid] = keep;
+  ks.count = rem;
+  ks.head = 0;
+  while (ks.word < ks.word_end) {
+    const int w = ks.word + tid;
+    unsigned long long bits = w < ks.word_end ? mask_row[w] : 0ull;
+    const int c = __popcll(bits);
+    int total;
+    const int before = group_exclusive_scan<Group>(c, scratch, total);
+    const bool fits = ks.count + before + c <= kAttnListCapacity;  // true for a prefix of threads
+    if (fits) {
+      int pos = ks.count + before;
+      while (bits) {
+        list[pos++] = w * 64 + __ffsll(static_cast<long long>(bits)) - 1;
+        bits &= bits - 1;
+      }
+    }
+    const int taken = Group::count(fits);
+    if (taken == 0) break;  // the list is full: not even this pass's first word fits
+    if (tid == taken - 1) scratch[kWarps] = before + c;
+    Group::sync();
+    ks.count += scratch[kWarps];
+    ks.word = min(ks.word + taken, ks.word_end);
+    Group::sync();
+    if (taken < kThreads) break;  // the list is full
+  }
+}
+
+// Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
+// Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
+template <class Group, int BN, int Pq, bool Causal>
+__device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
+                                         int* scratch, int block_row0, int seq_len) {
+  static_assert(BN <= Group::kThreads, "one key per thread of the group");
+  const int tid = Group::rank();
+  while (true) {
+    if (ks.phase == KeySchedule::kSelected) {
+      const int avail = ks.count - ks.head;
+      if (avail >= BN || (avail > 0 && ks.word >= ks.word_end)) {
+        const int n = min(avail, BN);
+        if (tid < BN) idx[tid] = tid < n ? list[ks.head + tid] : -1;
+        ks.head += n;
+        Group::sync();
+        return n;
+      }
+      if (ks.word < ks.word_end) {
+        compact_selected<Group, BN>(ks, mask_row, list, scratch);
+        continue;
+      }
+      // Selected keys done; causal blocks then attend the sink block (unless they are it).
+      if (Causal && block_row0 > 0) {
+        ks.phase = KeySchedule::kSink;
+        ks.next_key = 0;
+        ks.end_key = min(Pq, seq_len);
+      } else {
+        ks.phase = Causal ? KeySchedule::kDiagonal : KeySchedule::kDone;
+        ks.next_key = block_row0;
+        ks.end_key = min(block_row0 + Pq, seq_len);
+      }
+      continue;
+    }
+    if (ks.phase == KeySchedule::kDone) return 0;
+    if (ks.next_key < ks.end_key) {
+      const int n = min(BN, ks.end_key - ks.next_key);
+      if (tid < BN) idx[tid] = tid < n ? ks.next_key + tid : -1;
+      ks.next_key += n;
+      Group::sync();
+      return n;
+    }
+    if (ks.phase == KeySchedule::kSink) {
+      ks.phase = KeySchedule::kDiagonal;
+      ks.next_key = block_row0;
+      ks.end_key = min(block_row0 + Pq, seq_len);
+    } else {
+      ks.phase = KeySchedule::kDone;
+    }
+  }
+}
+
+}  // namespace vecattn

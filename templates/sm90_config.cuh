@@ -1,0 +1,73 @@
+#pragma once
+// The Hopper attention kernel's compile-time shape and its shared-memory map, used by every role
+// (scheduler, producer, consumer main loop, softmax, epilogue).
+#include "params.h"
+#include "sm90_wgmma.cuh"
+#include "tile.cuh"
+
+namespace vecattn {
+namespace sm90 {
+
+template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> struct AttnConfig {
+  using T = T_;
+  static constexpr int kHeadDim = HeadDim, kBN = BN, kStages = Stages, kPq = Pq;
+  static constexpr bool kCausal = Causal, kSparse = Pq > 0;
+  // Pq = 64: both consumers hold the block's 64 rows and take its key tiles in turn (merged at the
+  // end), so one block keeps two warpgroups busy. Pq = 128 and dense: each consumer owns 64 of
+  // the CTA's 128 rows and reads every tile, so a K/V tile serves 128 rows.
+  static constexpr bool kSplitKeys = Pq == 64;
+  static constexpr int kRows = attn_sm90_rows(Pq);
+  // The span of the causal sink and diagonal blocks (sparse), or of the dense CTA's rows.
+  static constexpr int kBlockRows = kSparse ? Pq : kRows;
+  static constexpr int kConsumers = 2;
+  static constexpr int kThreads = kAttnSm90Threads;
+  // 65536 registers per SM: the producer needs few (addresses, the key schedule), the consumers
+  // hold S and O accumulators (2 x 64 fp32 at BN = D = 128) and P.
+  static constexpr int kProducerRegs = 56, kConsumerRegs = 224;
+  static_assert(kThreads == kWarpgroupThreads * (1 + kConsumers), "one producer and two consumer warpgroups");
+  static_assert((kProducerRegs + kConsumers * kConsumerRegs) * kWarpgroupThreads <= 65536,
+                "the register split exceeds the register file");
+  static_assert(HeadDim == 64 || HeadDim == 128, "head_dim 64 or 128");
+  static_assert(BN == 64 || BN == 128, "keys per tile: 64 or 128 (the N of one wgmma)");
+  static_assert(Stages >= 2 && Stages <= 4, "2..4 pipeline stages");
+  static_assert(!kSparse || Pq == 64 || Pq == 128, "Pq 64 or 128");
+  static_assert(BN <= kWarpgroupThreads, "the producer writes one key index per thread");
+
+  using QTile = SwizzledTile<kRows, HeadDim>;
+  using KVTile = SwizzledTile<BN, HeadDim>;
+  static constexpr AttnSm90Layout kLayout = attn_sm90_layout(Pq, BN, HeadDim, Stages);
+  static_assert(kLayout.kv == QTile::kBytes && kLayout.stage_bytes == 2 * KVTile::kBytes, "layout drift");
+  static_assert(kLayout.kv % kSwizzleAtomBytes == 0 && KVTile::kBytes % kSwizzleAtomBytes == 0, "tiles on atoms");
+  static_assert(attn_sm90_smem_bytes(Pq, BN, HeadDim, Stages) <= 227 * 1024, "shared memory: fewer stages or keys");
+  // The merge of split-key partials reuses the K/V stages: O (HeadDim/2 floats) and 4 row
+  // statistics per consumer thread.
+  static_assert((HeadDim / 2 + 4) * kWarpgroupThreads * 4 <= Stages * kLayout.stage_bytes, "merge scratch");
+
+  static constexpr int kAccS = BN / 2;        // S accumulator floats per consumer thread
+  static constexpr int kAccO = HeadDim / 2;   // O accumulator floats per consumer thread
+};
+
+// Pointers into one CTA's shared memory.
+template <class Cfg> struct AttnSmem {
+  char* base;
+  __device__ explicit AttnSmem(char* aligned) : base(aligned) {}
+  __device__ char* q() const { return base + Cfg::kLayout.q; }
+  __device__ char* k(int stage) const { return base + Cfg::kLayout.kv + stage * Cfg::kLayout.stage_bytes; }
+  __device__ char* v(int stage) const { return k(stage) + Cfg::KVTile::kBytes; }
+  __device__ int* idx(int stage) const { return reinterpret_cast<int*>(base + Cfg::kLayout.idx) + stage * Cfg::kBN; }
+  __device__ int* info(int stage) const { return reinterpret_cast<int*>(base + Cfg::kLayout.info) + stage; }
+  __device__ int* list() const { return reinterpret_cast<int*>(base + Cfg::kLayout.list); }
+  __device__ int* scratch() const { return reinterpret_cast<int*>(base + Cfg::kLayout.scratch); }
+  __device__ float* merge() const { return reinterpret_cast<float*>(base + Cfg::kLayout.kv); }
+  __device__ u32 q_full() const { return smem_addr(base + Cfg::kLayout.bars); }
+  __device__ u32 full(int stage) const { return q_full() + 8 * (1 + stage); }
+  __device__ u32 empty(int stage) const { return q_full() + 8 * (1 + Cfg::kStages + stage); }
+};
+
+// A tile's info word: its real key count, and whether some of its scores must be masked (keys
+// past the count, or causal keys after a row).
+constexpr int kTileMasked = 1 << 16;
+constexpr int kTileCount = kTileMasked - 1;
+
+}  // namespace sm90
+}  // namespace vecattn

@@ -1,0 +1,101 @@
+#pragma once
+// A consumer warpgroup's main loop: for each key tile it owns, S = Q.K^T (wgmma, both operands in
+// shared memory), the mask where the tile needs one, the online softmax, then O += P.V (wgmma, P
+// from registers), and the stage handed back to the producer. Two consumers share the tensor
+// cores: while one runs its softmax the other's MMAs proceed.
+#include "sm90_config.cuh"
+#include "sm90_scheduler.cuh"
+#include "sm90_softmax.cuh"
+
+namespace vecattn {
+namespace sm90 {
+
+template <class Cfg> struct Consumer {
+  using T = typename Cfg::T;
+  using Softmax = OnlineSoftmax<Cfg::kBN, Cfg::kHeadDim, T>;
+  static constexpr int kBN = Cfg::kBN, kD = Cfg::kHeadDim;
+
+  int wg;            // 0 or 1
+  int row_a, row_b;  // this thread's two query rows
+  float o[Cfg::kAccO];
+  Softmax softmax;
+
+  __device__ Consumer(const AttnWork& w) {
+    wg = int(threadIdx.x) / kWarpgroupThreads - 1;
+    const int t = int(threadIdx.x) % kWarpgroupThreads;
+    row_a = w.m0 + (Cfg::kSplitKeys ? 0 : wg * 64) + (t / 32) * 16 + (t % 32) / 4;
+    row_b = row_a + 8;
+#pragma unroll
+    for (int i = 0; i < Cfg::kAccO; ++i) o[i] = 0.f;
+  }
+
+  // Scores of keys past the tile's count, or (causal) after the row, become -inf.
+  __device__ __forceinline__ void mask(float (&s)[Cfg::kAccS], const int* idx) const {
+    const int quad = int(threadIdx.x) % 4;
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = idx[n * 8 + quad * 2 + e];
+        if (key < 0 || (Cfg::kCausal && key > row_a)) s[4 * n + e] = neg_inf();
+        if (key < 0 || (Cfg::kCausal && key > row_b)) s[4 * n + 2 + e] = neg_inf();
+      }
+  }
+
+  __device__ void run(const AttnParams& p, const AttnSmem<Cfg>& sm) {
+    // K-major descriptors: Q rows of this consumer, K rows of a stage; one k-step is 16 columns
+    // (32 bytes) inside a 64-column block, the next block is a whole block further.
+    const u32 q_base = smem_addr(sm.q()) + (Cfg::kSplitKeys ? 0 : wg * 64 * kRowBytes);
+    auto q_desc = [&](int kk) {
+      return sw128_desc(q_base + (kk / 4) * Cfg::QTile::kBlockBytes + (kk % 4) * 32, 16, kSwizzleAtomBytes);
+    };
+    auto k_desc = [&](int stage, int kk) {
+      return sw128_desc(smem_addr(sm.k(stage)) + (kk / 4) * Cfg::KVTile::kBlockBytes + (kk % 4) * 32, 16,
+                        kSwizzleAtomBytes);
+    };
+    // MN-major V: a k-step is 16 keys (rows); the 64-column atoms of D lie a block apart.
+    auto v_desc = [&](int stage, int kk) {
+      return sw128_desc(smem_addr(sm.v(stage)) + kk * 16 * kRowBytes, Cfg::KVTile::kBlockBytes, kSwizzleAtomBytes);
+    };
+
+    mbar_wait(sm.q_full(), 0);
+    fence_async_shared();
+    const int lane = int(threadIdx.x) % 32;
+    for (int j = Cfg::kSplitKeys ? wg : 0;; j += Cfg::kSplitKeys ? 2 : 1) {
+      const int stage = j % Cfg::kStages;
+      mbar_wait(sm.full(stage), (j / Cfg::kStages) & 1);
+      const int info = *sm.info(stage);
+      if ((info & kTileCount) == 0) break;
+      fence_async_shared();  // the gathered rows, written through the generic proxy, feed wgmma
+
+      float s[Cfg::kAccS];
+#pragma unroll
+      for (int i = 0; i < Cfg::kAccS; ++i) s[i] = 0.f;
+      fence_operands(s);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) WgmmaSS<T, kBN>::run(s, q_desc(kk), k_desc(stage, kk), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operands(s);
+
+      if (info & kTileMasked) mask(s, sm.idx(stage));
+      u32 pa[kBN / 16][4];
+      softmax.step(s, o, pa, p.sm_scale_log2);
+
+      fence_operands(o);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBN / 16; ++kk) WgmmaRS<T, kD>::run(o, pa[kk], v_desc(stage, kk));
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operands(o);
+
+      __syncwarp();
+      if (lane == 0) mbar_arrive(sm.empty(stage));
+    }
+  }
+};
+
+}  // namespace sm90
+}  // namespace vecattn
