@@ -3,6 +3,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "runtime/driver.h"
@@ -44,11 +45,21 @@ class DeviceBuffer {
   size_t bytes_;
 };
 
-// Options of a runtime whose compiled kernels stay in this process (no user cache touched).
-inline RuntimeOptions in_memory() {
+// Options of a runtime whose compiled kernels stay in this process (no user cache touched),
+// optionally forcing one attention main loop.
+inline RuntimeOptions in_memory(std::optional<AttnPath> path = std::nullopt) {
   RuntimeOptions o;
   o.persist = false;
+  o.attention_path = path;
   return o;
+}
+
+// The attention main loops device 0 runs: mma.sync everywhere, wgmma on sm_90a. Tests that touch
+// attention run each.
+inline std::vector<AttnPath> attention_paths() {
+  std::vector<AttnPath> paths{AttnPath::mma};
+  if (query_device(0).arch == "sm_90a") paths.push_back(AttnPath::wgmma);
+  return paths;
 }
 
 // The primary context of device 0 made current for the test's lifetime.

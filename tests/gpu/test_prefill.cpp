@@ -324,17 +324,21 @@ std::vector<Case> matrix() {
 
 TEST_CASE("select and prefill match the fp64 reference over the matrix", "[gpu][prefill]") {
   test::TestContext ctx;
-  Runtime rt(test::in_memory());
-  std::mt19937 rng(std::random_device{}());
-  Totals t;
-  for (const Case& c : matrix()) run_case(rt, c, rng, t);
-  WARN(fmt::format("{} cases: {} of {} candidate keys kept, {} boundary flips; worst relative error {:.2e}", t.cases,
-                   t.kept, t.candidates, t.flips, t.worst_error));
+  for (AttnPath path : test::attention_paths()) {
+    INFO("attention path " << path_name(path));
+    Runtime rt(test::in_memory(path));
+    std::mt19937 rng(std::random_device{}());
+    Totals t;
+    for (const Case& c : matrix()) run_case(rt, c, rng, t);
+    WARN(fmt::format("{} path, {} cases: {} of {} candidate keys kept, {} boundary flips; worst relative error {:.2e}",
+                     path_name(path), t.cases, t.kept, t.candidates, t.flips, t.worst_error));
+  }
 }
 
-TEST_CASE("dense attention matches the fp64 reference", "[gpu][dense]") {
-  test::TestContext ctx;
-  Runtime rt(test::in_memory());
+namespace {
+
+// Dense attention on one runtime (one attention path) against the fp64 reference.
+void check_dense(Runtime& rt) {
   std::mt19937 rng(std::random_device{}());
   for (int64_t S : {1, 65, 1000, 4113})
     for (bool causal : {true, false})
@@ -363,12 +367,23 @@ TEST_CASE("dense attention matches the fp64 reference", "[gpu][dense]") {
       }
 }
 
+}  // namespace
+
+TEST_CASE("dense attention matches the fp64 reference", "[gpu][dense]") {
+  test::TestContext ctx;
+  for (AttnPath path : test::attention_paths()) {
+    INFO("attention path " << path_name(path));
+    Runtime rt(test::in_memory(path));
+    check_dense(rt);
+  }
+}
+
+namespace {
+
 // Results never depend on chunking, a caller's workspace means no allocation and no sync, and
 // the whole prefill replays from a CUDA graph.
-TEST_CASE("prefill: chunking invariance and CUDA-graph capture", "[gpu][prefill][graph]") {
-  test::TestContext ctx;
+void check_chunking_and_graph(Runtime& rt) {
   const Driver& d = Driver::get();
-  Runtime rt(test::in_memory());
   std::mt19937 rng(std::random_device{}());
   Case c{3000};
   c.B = 2, c.Hq = 4, c.Hkv = 2;
@@ -413,4 +428,15 @@ TEST_CASE("prefill: chunking invariance and CUDA-graph capture", "[gpu][prefill]
   d.cuGraphExecDestroy(exec);
   d.cuGraphDestroy(graph);
   d.cuStreamDestroy(stream);
+}
+
+}  // namespace
+
+TEST_CASE("prefill: chunking invariance and CUDA-graph capture", "[gpu][prefill][graph]") {
+  test::TestContext ctx;
+  for (AttnPath path : test::attention_paths()) {
+    INFO("attention path " << path_name(path));
+    Runtime rt(test::in_memory(path));
+    check_chunking_and_graph(rt);
+  }
 }
