@@ -1,8 +1,9 @@
 #pragma once
 // A consumer warpgroup's main loop: for each key tile it owns, S = Q.K^T (wgmma, both operands in
 // shared memory), the mask where the tile needs one, the online softmax, then O += P.V (wgmma, P
-// from registers), and the stage handed back to the producer. Two consumers share the tensor
-// cores: while one runs its softmax the other's MMAs proceed.
+// from registers), and the stage handed back to the producer. A tile's softmax overlaps the
+// previous tile's P.V (FlashAttention-3's intra-warpgroup pipelining), and the two consumers
+// share the tensor cores: while one runs its softmax the other's MMAs proceed.
 #include "sm90_config.cuh"
 #include "sm90_scheduler.cuh"
 #include "sm90_softmax.cuh"
@@ -58,42 +59,80 @@ template <class Cfg> struct Consumer {
       return sw128_desc(smem_addr(sm.v(stage)) + kk * 16 * kRowBytes, Cfg::KVTile::kBlockBytes, kSwizzleAtomBytes);
     };
 
-    mbar_wait(sm.q_full(), 0);
-    fence_async_shared();
     const int lane = int(threadIdx.x) % 32;
-    for (int j = Cfg::kSplitKeys ? wg : 0;; j += Cfg::kSplitKeys ? 2 : 1) {
-      const int stage = j % Cfg::kStages;
-      mbar_wait(sm.full(stage), (j / Cfg::kStages) & 1);
-      const int info = *sm.info(stage);
-      if ((info & kTileCount) == 0) break;
-      fence_async_shared();  // the gathered rows, written through the generic proxy, feed wgmma
-
-      float s[Cfg::kAccS];
+    auto issue_qk = [&](float (&s)[Cfg::kAccS], int stage) {
 #pragma unroll
-      for (int i = 0; i < Cfg::kAccS; ++i) s[i] = 0.f;
-      fence_operands(s);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) WgmmaSS<T, kBN>::run(s, q_desc(kk), k_desc(stage, kk), 1);
+      for (int kk = 0; kk < kD / 16; ++kk) WgmmaSS<T, kBN>::run(s, q_desc(kk), k_desc(stage, kk), kk > 0);
       wgmma_commit();
-      wgmma_wait<0>();
-      fence_operands(s);
-
-      if (info & kTileMasked) mask(s, sm.idx(stage));
-      u32 pa[kBN / 16][4];
-      softmax.step(s, o, pa, p.sm_scale_log2);
-
-      fence_operands(o);
-      wgmma_fence();
+    };
+    auto issue_pv = [&](u32 (&pa)[kBN / 16][4], int stage) {
 #pragma unroll
       for (int kk = 0; kk < kBN / 16; ++kk) WgmmaRS<T, kD>::run(o, pa[kk], v_desc(stage, kk));
       wgmma_commit();
-      wgmma_wait<0>();
-      fence_operands(o);
-
+    };
+    auto release = [&](int stage) {
       __syncwarp();
       if (lane == 0) mbar_arrive(sm.empty(stage));
+    };
+    // Waits for tile j; returns its info word (count 0: no tile left for this consumer).
+    auto acquire = [&](int j) {
+      const int stage = j % Cfg::kStages;
+      mbar_wait(sm.full(stage), (j / Cfg::kStages) & 1);
+      const int info = *sm.info(stage);
+      fence_async_shared();  // the gathered rows, written through the generic proxy, feed wgmma
+      return info;
+    };
+
+    mbar_wait(sm.q_full(), 0);
+    fence_async_shared();
+    const int step = Cfg::kSplitKeys ? 2 : 1;
+    int j = Cfg::kSplitKeys ? wg : 0;
+    int info = acquire(j);
+    if ((info & kTileCount) == 0) return;
+
+    // The first tile: scores and probabilities only (O is still zero).
+    float s[Cfg::kAccS];
+    u32 pa[kBN / 16][4];
+    float alpha_a, alpha_b;
+    int prev = j % Cfg::kStages;
+    wgmma_fence();
+    issue_qk(s, prev);
+    wgmma_wait<0>();
+    fence_operands(s);
+    if (info & kTileMasked) mask(s, sm.idx(prev));
+    softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
+    Softmax::pack(s, pa);
+
+    // Then per tile: S = QK^T of this tile and O += PV of the previous one go to the tensor cores
+    // together; this tile's softmax runs while the previous PV is still in flight, and O is
+    // rescaled once that PV has landed.
+    for (j += step;; j += step) {
+      info = acquire(j);
+      if ((info & kTileCount) == 0) break;
+      const int stage = j % Cfg::kStages;
+      fence_operands(o);
+      wgmma_fence();
+      issue_qk(s, stage);
+      issue_pv(pa, prev);
+      wgmma_wait<1>();
+      fence_operands(s);
+      if (info & kTileMasked) mask(s, sm.idx(stage));
+      softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
+      wgmma_wait<0>();
+      fence_operands(o);
+      fence_operands(pa);
+      release(prev);
+      Softmax::rescale(o, alpha_a, alpha_b);
+      Softmax::pack(s, pa);
+      prev = stage;
     }
+    fence_operands(o);
+    wgmma_fence();
+    issue_pv(pa, prev);
+    wgmma_wait<0>();
+    fence_operands(o);
+    fence_operands(pa);
+    release(prev);
   }
 };
 

@@ -2,7 +2,7 @@
 // The producer warpgroup: loads the CTA's Q tile, then walks the key schedule and gathers each
 // tile's K and V rows into the next free stage. Rows are gathered with cp.async (16 bytes a
 // thread, written straight into the swizzled layout); the copy engine cannot gather rows on
-// sm_90, and 128 threads keep 32 copies each in flight per 128-key tile. A stage is published
+// sm_90, and 128 threads keep 32 copies each in flight per 128-key tile (D = 128). A stage is published
 // on its `full` barrier twice per thread: once when its copies land (cp.async.mbarrier.arrive)
 // and once, with release semantics, for the key indices and tile info it wrote.
 #include "key_schedule.cuh"
@@ -20,17 +20,37 @@ template <class Cfg> struct Producer {
   using Group = NamedGroup<1, kWarpgroupThreads, 0>;  // warpgroup 0, barrier 1
   static constexpr int kChunks = Cfg::kHeadDim / 8;    // 16-byte chunks per row
 
-  // Rows [row0, row0 + Rows) of a [S, D] matrix (row stride `stride`) into a swizzled tile;
-  // rows < 0 or >= seq_len are zero-filled.
+  // Each thread copies one 16-byte column chunk of every (128 / kChunks)-th row, so a row's
+  // address is computed once per 16 (D = 128) or 8 (D = 64) chunks, and the 16 threads of a row
+  // read its 256 contiguous bytes together.
+  static constexpr int kRowsPerPass = kWarpgroupThreads / kChunks;
+
+  // Rows [row0, row0 + Rows) of a [S, D] matrix into a swizzled tile, zero past seq_len.
   template <class Tile, int Rows>
-  __device__ static __forceinline__ void copy_rows(char* tile, const T* src, long long stride, const int* rows_of,
-                                                   int row0, int seq_len) {
+  __device__ static __forceinline__ void copy_range(char* tile, const T* src, long long stride, int row0, int seq_len) {
+    const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
     const u32 dst = smem_addr(tile);
-    for (int i = Group::rank(); i < Rows * kChunks; i += kWarpgroupThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      const int row = rows_of ? rows_of[r] : row0 + r;
-      const bool valid = row >= 0 && row < seq_len;
+#pragma unroll
+    for (int r = r0; r < Rows; r += kRowsPerPass) {
+      const int row = row0 + r;
+      const bool valid = row < seq_len;
       cp_async_16(dst + Tile::offset(r, c), src + i64(valid ? row : 0) * stride + c * 8, valid);
+    }
+  }
+
+  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage.
+  __device__ static __forceinline__ void gather_kv(char* k_tile, char* v_tile, const T* k, const T* v,
+                                                   const AttnParams& p, const int* idx) {
+    using Tile = typename Cfg::KVTile;
+    const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
+    const u32 k_dst = smem_addr(k_tile), v_dst = smem_addr(v_tile);
+#pragma unroll
+    for (int r = r0; r < Cfg::kBN; r += kRowsPerPass) {
+      const int key = idx[r];
+      const i64 row = key >= 0 ? key : 0;
+      const int off = Tile::offset(r, c);
+      cp_async_16(k_dst + off, k + row * p.k_stride_s + c * 8, key >= 0);
+      cp_async_16(v_dst + off, v + row * p.v_stride_s + c * 8, key >= 0);
     }
   }
 
@@ -40,7 +60,7 @@ template <class Cfg> struct Producer {
     const T* v = static_cast<const T*>(p.v) + i64(w.batch) * p.v_stride_b + i64(w.kv_head) * p.v_stride_h;
     const int tid = Group::rank();
 
-    copy_rows<typename Cfg::QTile, Cfg::kRows>(sm.q(), q, p.q_stride_s, nullptr, w.m0, p.seq_len);
+    copy_range<typename Cfg::QTile, Cfg::kRows>(sm.q(), q, p.q_stride_s, w.m0, p.seq_len);
     mbar_arrive_on_copies(sm.q_full());
 
     KeySchedule ks;
@@ -64,8 +84,7 @@ template <class Cfg> struct Producer {
                               : next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal>(
                                     ks, idx, mask_row, sm.list(), sm.scratch(), w.m0, p.seq_len);
       if (n > 0) {
-        copy_rows<typename Cfg::KVTile, Cfg::kBN>(sm.k(stage), k, p.k_stride_s, idx, 0, p.seq_len);
-        copy_rows<typename Cfg::KVTile, Cfg::kBN>(sm.v(stage), v, p.v_stride_s, idx, 0, p.seq_len);
+        gather_kv(sm.k(stage), sm.v(stage), k, v, p, idx);
       } else {
         ++terminals;
       }

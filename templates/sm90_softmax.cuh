@@ -13,9 +13,11 @@ template <int BN, int HeadDim, typename T> struct OnlineSoftmax {
   float max_a = neg_inf(), max_b = neg_inf();  // running row maxima (raw scores)
   float sum_a = 0.f, sum_b = 0.f;              // this thread's part of the row sums
 
-  // s -> unnormalized probabilities packed as the A operand of P.V (p), o rescaled to the new
-  // maxima. A row with nothing seen yet keeps max -inf and subtracts 0, so exp2 stays finite.
-  __device__ __forceinline__ void step(float (&s)[kS], float (&o)[kO], u32 (&p)[BN / 16][4], float scale_log2) {
+  // s -> unnormalized probabilities (in place) against the new running maxima; the sums follow.
+  // Returns through alpha_a/b the factor by which O, accumulated against the old maxima, must be
+  // rescaled (done later, once the previous tile's P.V has left the tensor cores). A row with
+  // nothing seen yet keeps max -inf and subtracts 0, so exp2 stays finite.
+  __device__ __forceinline__ void scores(float (&s)[kS], float scale_log2, float& alpha_a, float& alpha_b) {
     float tile_a = neg_inf(), tile_b = neg_inf();
 #pragma unroll
     for (int n = 0; n < BN / 8; ++n) {
@@ -30,18 +32,12 @@ template <int BN, int HeadDim, typename T> struct OnlineSoftmax {
     const float new_a = fmaxf(max_a, tile_a), new_b = fmaxf(max_b, tile_b);
     const float base_a = new_a == neg_inf() ? 0.f : new_a * scale_log2;
     const float base_b = new_b == neg_inf() ? 0.f : new_b * scale_log2;
-    const float alpha_a = exp2f(max_a * scale_log2 - base_a), alpha_b = exp2f(max_b * scale_log2 - base_b);
+    alpha_a = exp2f(max_a * scale_log2 - base_a);
+    alpha_b = exp2f(max_b * scale_log2 - base_b);
     max_a = new_a;
     max_b = new_b;
     sum_a *= alpha_a;
     sum_b *= alpha_b;
-#pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n) {
-      o[4 * n] *= alpha_a;
-      o[4 * n + 1] *= alpha_a;
-      o[4 * n + 2] *= alpha_b;
-      o[4 * n + 3] *= alpha_b;
-    }
 #pragma unroll
     for (int n = 0; n < BN / 8; ++n) {
       s[4 * n] = exp2f(fmaf(s[4 * n], scale_log2, -base_a));
@@ -51,7 +47,21 @@ template <int BN, int HeadDim, typename T> struct OnlineSoftmax {
       sum_a += s[4 * n] + s[4 * n + 1];
       sum_b += s[4 * n + 2] + s[4 * n + 3];
     }
-    // The accumulator layout of two 8-key column blocks is the A-fragment layout of one k-step.
+  }
+
+  __device__ __forceinline__ static void rescale(float (&o)[kO], float alpha_a, float alpha_b) {
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n) {
+      o[4 * n] *= alpha_a;
+      o[4 * n + 1] *= alpha_a;
+      o[4 * n + 2] *= alpha_b;
+      o[4 * n + 3] *= alpha_b;
+    }
+  }
+
+  // Probabilities rounded to T as the A operand of P.V: the accumulator layout of two 8-key
+  // column blocks is the A-fragment layout of one 16-key k-step.
+  __device__ __forceinline__ static void pack(const float (&s)[kS], u32 (&p)[BN / 16][4]) {
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       p[kk][0] = pack2<T>(s[8 * kk], s[8 * kk + 1]);

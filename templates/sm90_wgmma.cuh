@@ -49,6 +49,14 @@ template <int N> __device__ __forceinline__ void fence_operands(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
+// The same for A fragments in registers: an in-flight wgmma still reads them, so they must stay
+// live (and unmodified) until its wait.
+template <int N> __device__ __forceinline__ void fence_operands(u32 (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
 
 // Warpgroup MMAs, M = 64, K = 16, fp32 accumulators in the wgmma register layout:
 // thread t of the warpgroup holds rows 16*(t/32) + (t%32)/4 and +8, and for each 8-column
