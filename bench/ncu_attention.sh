@@ -7,7 +7,7 @@ BIN=${1:-devbin}
 S=${2:-16384}
 OUT=${OUT:-/tmp/vecattn-out}
 mkdir -p "$OUT"
-export VECATTN_CACHE_DIR=$(mktemp -d) VECATTN_LOG_LEVEL=warn
+export VECATTN_CACHE_DIR=$(mktemp -d) VECATTN_LOG_LEVEL=warn VECATTN_ATTENTION_PATH=${VECATTN_ATTENTION_PATH:-wgmma}
 sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section SourceCounters"
 for mode in dense sparse; do
   extra=""; [ $mode = sparse ] && extra="--skip-dense"

@@ -101,6 +101,7 @@ LoadResult load() {
   VECATTN_BIND(cuEventRecord);
   VECATTN_BIND(cuEventSynchronize);
   VECATTN_BIND(cuEventElapsedTime);
+  VECATTN_BIND(cuTensorMapEncodeTiled);
 #undef VECATTN_BIND
 #undef VECATTN_EXPANDED_NAME
 #undef VECATTN_STRINGIZE

@@ -76,6 +76,7 @@ class Driver {
   VECATTN_CU_FN(cuEventRecord);
   VECATTN_CU_FN(cuEventSynchronize);
   VECATTN_CU_FN(cuEventElapsedTime);
+  VECATTN_CU_FN(cuTensorMapEncodeTiled);
 #undef VECATTN_CU_FN
 };
 

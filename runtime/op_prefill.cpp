@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "codegen/kernels.h"
@@ -12,6 +13,8 @@
 #include "runtime/prefill_plan.h"
 #include "runtime/runtime_impl.h"
 #include "runtime/stream_workspace.h"
+#include "runtime/tma.h"
+#include "codegen/log.h"
 #include "templates/params.h"
 
 namespace vecattn {
@@ -91,6 +94,32 @@ AttnParams attn_params(const Tensor& q, const Tensor& k, const Tensor& v, const 
   a.words = int((q.seq_len() + 63) / 64);
   a.sm_scale_log2 = float(sm_scale(q.head_dim()) * kLog2e);
   return a;
+}
+
+// Attention over query rows [ap.row_begin, ap.row_end) of `units` units, in CTAs of the kernel's
+// rows (sparse: one query block each). The sm_90a kernel also gets the copy engine's descriptors
+// of q, k and v; where the driver cannot describe one (a zero stride, say) the mma.sync kernel of
+// the same key runs instead, which reads any strides.
+void launch_attention(ModuleCache& modules, const LoadedKernel& kern, const AttnParams& ap, const Tensor& q,
+                      const Tensor& k, const Tensor& v, unsigned units, CUstream s) {
+  const LoadedKernel* use = &kern;
+  AttnSm90Params sp{};
+  if (kern.variant.config.path == AttnPath::wgmma) {
+    std::string why;
+    if (encode_attention_maps(q, k, v, attn_launch(kern.variant).rows_per_cta, kern.variant.config.rows, sp, &why)) {
+      sp.a = ap;
+    } else {
+      static std::atomic<bool> warned{false};
+      if (!warned.exchange(true)) log::warn("{}; running the mma.sync attention kernel for such calls", why);
+      use = &modules.get(Variant{kern.variant.key, default_config(kern.variant.key, AttnPath::mma)});
+    }
+  }
+  const AttnLaunch shape = attn_launch(use->variant);
+  const Dim3 grid{ceil_div(ap.row_end - ap.row_begin, shape.rows_per_cta), units};
+  if (use->variant.config.path == AttnPath::wgmma)
+    launch(*use, grid, Dim3{unsigned(shape.threads)}, unsigned(use->dynamic_smem), s, sp);
+  else
+    launch(*use, grid, Dim3{unsigned(shape.threads)}, unsigned(use->dynamic_smem), s, ap);
 }
 
 // Events around the phases of one chunk, read after the final synchronization.
@@ -230,16 +259,13 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     if (first_sparse_block < plan.pooled) {
       ap.row_begin = int(first_sparse_block * plan.pq);
       ap.row_end = int(plan.seq_len);
-      launch(att, Dim3{unsigned(plan.pooled - first_sparse_block), unsigned(n)},
-             Dim3{unsigned(attn_launch(att.variant).threads)}, unsigned(att.dynamic_smem), s, ap);
+      launch_attention(*impl_->modules, att, ap, q, k, v, unsigned(n), s);
     }
     if (dense) {
       // After the sparse launch on the same stream: rows of a block the prefix cuts are rewritten.
-      const AttnLaunch shape = attn_launch(dense->variant);
       ap.row_begin = 0;
       ap.row_end = int(plan.dense_prefix);
-      launch(*dense, Dim3{ceil_div(plan.dense_prefix, shape.rows_per_cta), unsigned(n)}, Dim3{unsigned(shape.threads)},
-             unsigned(dense->dynamic_smem), s, ap);
+      launch_attention(*impl_->modules, *dense, ap, q, k, v, unsigned(n), s);
     }
     timer.mark(s);
     if (stats) {
@@ -320,12 +346,11 @@ void Runtime::dense(const Tensor& q, const Tensor& k, const Tensor& v, const Ten
   AttnParams ap = attn_params(q, k, v, out, q.heads() / k.heads());
   ap.row_begin = 0;
   ap.row_end = int(q.seq_len());
-  const AttnLaunch shape = attn_launch(kern.variant);
   const int64_t units = q.batch() * q.heads();
   for (int64_t u0 = 0; u0 < units; u0 += kMaxUnitsPerLaunch) {
     ap.unit_begin = int(u0);
-    launch(kern, Dim3{ceil_div(q.seq_len(), shape.rows_per_cta), unsigned(std::min(kMaxUnitsPerLaunch, units - u0))},
-           Dim3{unsigned(shape.threads)}, unsigned(kern.dynamic_smem), reinterpret_cast<CUstream>(stream), ap);
+    launch_attention(*impl_->modules, kern, ap, q, k, v, unsigned(std::min(kMaxUnitsPerLaunch, units - u0)),
+                     reinterpret_cast<CUstream>(stream));
   }
 }
 

@@ -85,7 +85,20 @@ VECATTN_HOST_DEVICE constexpr int attn_smem_bytes(int bm, int bn, int head_dim, 
          + 64;                                    // scan scratch and list state
 }
 
-// ---- the Hopper (sm_90a) attention kernel: warp-specialized, wgmma ----
+// ---- the Hopper (sm_90a) attention kernel: warp-specialized, wgmma, TMA ----
+
+// A CUtensorMap (the copy engine's tensor descriptor), opaque here: 128 bytes, aligned as cuda.h aligns it.
+struct alignas(128) TmaDescriptor {
+  unsigned long long bits[16];
+};
+
+// AttnParams plus the copy engine's view of q, k and v as 4-D tensors (D, S, H, B), 128-byte
+// swizzled boxes of 64 columns: q by the CTA's rows; k and v by single rows (gathered keys) and by
+// whole tiles (contiguous key ranges).
+struct AttnSm90Params {
+  AttnParams a;
+  TmaDescriptor q, k_rows, v_rows, k_tiles, v_tiles;
+};
 // 384 threads: one producer warpgroup (gathers K/V rows by cp.async) and two consumer warpgroups
 // (64 query rows each for one wgmma M). A CTA covers kAttnSm90Rows(Pq) query rows: a Pq = 128
 // block or 128 dense rows, each consumer owning 64 of them; or a Pq = 64 block, whose key tiles

@@ -44,6 +44,8 @@ template <class Cfg> struct Consumer {
   }
 
   __device__ void run(const AttnParams& p, const AttnSmem<Cfg>& sm) {
+    // Every operand arrives through the copy engine (the async proxy wgmma reads), so a
+    // stage's barrier is all that orders it; no proxy fence.
     // K-major descriptors: Q rows of this consumer, K rows of a stage; one k-step is 16 columns
     // (32 bytes) inside a 64-column block, the next block is a whole block further.
     const u32 q_base = smem_addr(sm.q()) + (Cfg::kSplitKeys ? 0 : wg * 64 * kRowBytes);
@@ -78,13 +80,10 @@ template <class Cfg> struct Consumer {
     auto acquire = [&](int j) {
       const int stage = j % Cfg::kStages;
       mbar_wait(sm.full(stage), (j / Cfg::kStages) & 1);
-      const int info = *sm.info(stage);
-      fence_async_shared();  // the gathered rows, written through the generic proxy, feed wgmma
-      return info;
+      return *sm.info(stage);
     };
 
     mbar_wait(sm.q_full(), 0);
-    fence_async_shared();
     const int step = Cfg::kSplitKeys ? 2 : 1;
     int j = Cfg::kSplitKeys ? wg : 0;
     int info = acquire(j);

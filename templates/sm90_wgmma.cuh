@@ -3,6 +3,7 @@
 // the copy engine share, wgmma matrix descriptors, warpgroup MMAs with fp32 accumulators,
 // mbarriers, named barriers, register reallocation and the async-proxy fence.
 #include "common.cuh"
+#include "params.h"
 
 namespace vecattn {
 namespace sm90 {
@@ -200,6 +201,25 @@ __device__ __forceinline__ void mbar_wait(u32 bar, int parity) {
       " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       " @!done bra WAIT;\n}\n" ::"r"(bar),
       "r"(parity)
+      : "memory");
+}
+
+// The phase also waits for `bytes` more bytes of copy-engine writes; counts as one arrival.
+__device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// ---- the copy engine (TMA) ----
+// One box of a 4-D tensor (coordinates innermost first) into shared memory at `dst`, completing
+// on `bar` with the box's byte count. Out-of-bounds elements (rows past S, or a row -1) arrive
+// as zeros and still count. The 128-byte swizzle follows the destination address, so a box of
+// one row lands at its row of a swizzled tile.
+__device__ __forceinline__ void tma_load_4d(u32 dst, const TmaDescriptor* map, int c0, int c1, int c2, int c3,
+                                            u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<u64>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
       : "memory");
 }
 

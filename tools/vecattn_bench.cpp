@@ -41,6 +41,7 @@ struct Args {
   int recall_rows = 64;
   bool skip_dense = false;
   bool workspace_overhead = false;
+  std::string attn_config;
   std::string csv, json, svg, peers;
   int device = 0;
 };
@@ -224,6 +225,15 @@ int run(const Args& a) {
   {
     ScopedContext scope(ctx);
     std::mt19937_64 rng(std::random_device{}());
+    if (!a.attn_config.empty()) {
+      // Pins one tile config for the attention keys this run launches (a tuning experiment).
+      const int d = int(a.head_dim);
+      for (bool sparse : {true, false}) {
+        const KernelKey key = sparse ? rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, d, t, a.causal)
+                                     : rt.key(KernelKind::dense_attn, 0, 0, 0, d, t, a.causal);
+        rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
+      }
+    }
     const bool from_npy = a.input == "npy";
     const std::vector<int64_t> lengths = from_npy ? std::vector<int64_t>{0} : a.seq_lens;
     std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
@@ -341,6 +351,8 @@ int main(int argc, char** argv) {
   app.add_option("--v", a.v_npy, "npy input: v");
   app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")->check(CLI::NonNegativeNumber);
   app.add_flag("--skip-dense", a.skip_dense, "time only the prefill (no error or speedup against dense)");
+  app.add_option("--attn-config", a.attn_config,
+                 "pin this tile config (e.g. bn64-w12-s4-wgmma) for the sparse and dense attention keys");
   app.add_flag("--workspace-overhead", a.workspace_overhead,
                "also time each prefill with a caller workspace against the stream-ordered one");
   app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
