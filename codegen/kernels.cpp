@@ -28,14 +28,15 @@ constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
 constexpr int kAttnDefaultKeys = 64;
 // dense_attn: 64 query rows (4 warps), 64-key tiles, as FA2 at d128.
 constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
-// wgmma (sm_90a), sparse and dense: one producer and two consumer warpgroups (12 warps), 128-key
-// tiles (the N of one wgmma: fewer barrier round trips per FLOP). Two stages at 128 query rows
-// per CTA (Pq 128, dense: 32 KiB Q + 2 x 64 KiB K/V; three do not fit in 227 KiB), three at a
-// Pq = 64 block (16 KiB Q), whose tiles the two consumers take in turn.
+// wgmma (sm_90a), sparse and dense: one producer and two consumer warpgroups (12 warps), 64-key
+// tiles, deep pipelines: loads are latency-bound long before the tensor cores are (H100, dense
+// 32K: 64 keys x 4 stages ran 554 TFLOP/s where 128 x 2 ran 397). Four stages at 128 query rows
+// per CTA (32 KiB Q + 4 x 32 KiB K/V), five at a Pq = 64 block (16 KiB Q), whose tiles the two
+// consumers take in turn.
 constexpr int kSm90Warps = kAttnSm90Threads / 32;
 constexpr int kSm90MaxSmem = 227 * 1024;  // the opt-in limit of one CTA on sm_90
 constexpr int kSm90Keys[] = {64, 128};
-TileConfig sm90_default(int pq) { return TileConfig{128, kSm90Warps, pq == 64 ? 3 : 2, AttnPath::wgmma}; }
+TileConfig sm90_default(int pq) { return TileConfig{64, kSm90Warps, pq == 64 ? 5 : 4, AttnPath::wgmma}; }
 
 bool contains(const int* begin, const int* end, int v) {
   for (auto p = begin; p != end; ++p)
@@ -164,7 +165,9 @@ std::string why_invalid(const Variant& v) {
         if (c.warps != kSm90Warps)
           return fmt::format("wgmma attention runs {} warps (a producer and two consumer warpgroups), not {}", kSm90Warps,
                              c.warps);
-        if (c.stages < 2 || c.stages > 4) return fmt::format("wgmma attention stages {} is not supported: use 2..4", c.stages);
+        if (c.stages < 2 || c.stages > 6) return fmt::format("wgmma attention stages {} is not supported: use 2..6", c.stages);
+        if (sparse && v.key.pq == 64 && c.stages < 3)
+          return "wgmma attention at Pq 64 needs 3 stages or more (the two consumers take alternate tiles)";
         const int bytes = attn_sm90_smem_bytes(sparse ? v.key.pq : 0, c.rows, v.key.head_dim, c.stages);
         if (bytes > kSm90MaxSmem)
           return fmt::format("wgmma attention with {} keys x {} stages needs {} bytes of shared memory (at most {}): "

@@ -29,7 +29,10 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
                 "the register split exceeds the register file");
   static_assert(HeadDim == 64 || HeadDim == 128, "head_dim 64 or 128");
   static_assert(BN == 64 || BN == 128, "keys per tile: 64 or 128 (the N of one wgmma)");
-  static_assert(Stages >= 2 && Stages <= 4, "2..4 pipeline stages");
+  static_assert(Stages >= 2 && Stages <= 6, "2..6 pipeline stages");
+  // A consumer holds its previous tile (P.V in flight) while it waits for its next one; with split
+  // keys its tiles are two apart, so two stages would be the same one: deadlock.
+  static_assert(!kSplitKeys || Stages >= 3, "split keys need three stages or more");
   static_assert(!kSparse || Pq == 64 || Pq == 128, "Pq 64 or 128");
   static_assert(BN <= kWarpgroupThreads, "the producer writes one key index per thread");
 
@@ -68,6 +71,9 @@ template <class Cfg> struct AttnSmem {
 // past the count, or causal keys after a row).
 constexpr int kTileMasked = 1 << 16;
 constexpr int kTileCount = kTileMasked - 1;
+// Its rows were gathered by cp.async (the generic proxy): wgmma may read them only after a proxy
+// fence.
+constexpr int kTileGathered = 1 << 17;
 
 }  // namespace sm90
 }  // namespace vecattn

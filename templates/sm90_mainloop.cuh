@@ -44,8 +44,6 @@ template <class Cfg> struct Consumer {
   }
 
   __device__ void run(const AttnParams& p, const AttnSmem<Cfg>& sm) {
-    // Every operand arrives through the copy engine (the async proxy wgmma reads), so a
-    // stage's barrier is all that orders it; no proxy fence.
     // K-major descriptors: Q rows of this consumer, K rows of a stage; one k-step is 16 columns
     // (32 bytes) inside a 64-column block, the next block is a whole block further.
     const u32 q_base = smem_addr(sm.q()) + (Cfg::kSplitKeys ? 0 : wg * 64 * kRowBytes);
@@ -80,7 +78,9 @@ template <class Cfg> struct Consumer {
     auto acquire = [&](int j) {
       const int stage = j % Cfg::kStages;
       mbar_wait(sm.full(stage), (j / Cfg::kStages) & 1);
-      return *sm.info(stage);
+      const int info = *sm.info(stage);
+      if (info & kTileGathered) fence_async_shared();  // cp.async rows (generic proxy) feed wgmma
+      return info;
     };
 
     mbar_wait(sm.q_full(), 0);

@@ -1,12 +1,16 @@
 #pragma once
 // The producer warpgroup: loads the CTA's Q tile, then walks the key schedule and brings each
-// tile's K and V rows into the next free stage, all through the copy engine (TMA), which writes
-// the 128-byte swizzled layout wgmma reads. A contiguous range of keys (sink, diagonal, dense)
-// is one box of BN rows per 64 columns; gathered keys (the selection) are one box per key and 64
-// columns, issued by the thread that owns the key (sm_90 has no gathering TMA; per-thread
-// cp.async gathers tried first kept too few bytes in flight: ~12 B/clk per SM). A stage is
-// published on its `full` barrier by every producer thread (release: the key indices and tile
-// info it wrote) and by the copy engine's byte count.
+// tile's K and V rows into the next free stage in the 128-byte swizzled layout wgmma reads.
+//   contiguous keys (sink, diagonal, dense ranges): the copy engine (TMA), one box of BN rows per
+//     64 columns, issued by one thread;
+//   gathered keys (the selection): cp.async, 16 bytes a thread, each thread one column chunk of
+//     every 8th (D = 128) row, so a row's address is computed once per chunk group. (sm_90 has no
+//     gathering TMA, and one box per row went through the uniform datapath lane by lane: about
+//     20 cycles a box, 4 boxes a key, slower than cp.async by 2x.)
+// A stage is published on its `full` barrier twice per producer thread: once when its cp.async
+// copies have landed (cp.async.mbarrier.arrive, immediate when it issued none) and once with
+// release semantics for the key indices and tile info it wrote; the first thread's second
+// arrival also expects the copy engine's bytes.
 #include "key_schedule.cuh"
 #include "sm90_config.cuh"
 #include "sm90_scheduler.cuh"
@@ -14,18 +18,38 @@
 namespace vecattn {
 namespace sm90 {
 
-// Arrivals on one stage's `full` barrier: one per producer thread (plus the bytes).
-constexpr int kFullArrivals = kWarpgroupThreads;
+// Arrivals on one stage's `full` barrier: two per producer thread (plus the copy engine's bytes).
+constexpr int kFullArrivals = 2 * kWarpgroupThreads;
 
 template <class Cfg> struct Producer {
+  using T = typename Cfg::T;
   using Group = NamedGroup<1, kWarpgroupThreads, 0>;  // warpgroup 0, barrier 1
   static constexpr int kColBlocks = Cfg::kHeadDim / 64;
   static constexpr u32 kTileBytes = 2u * Cfg::KVTile::kBytes;  // K and V, out-of-bounds rows included
   static constexpr u32 kQBytes = Cfg::QTile::kBytes;
+  static constexpr int kChunks = Cfg::kHeadDim / 8;                 // 16-byte chunks per row
+  static constexpr int kRowsPerPass = kWarpgroupThreads / kChunks;  // rows one pass of the group copies
+
+  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async.
+  __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
+                                                   const int* idx) {
+    using Tile = typename Cfg::KVTile;
+    const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
+#pragma unroll
+    for (int r = r0; r < Cfg::kBN; r += kRowsPerPass) {
+      const int key = idx[r];
+      const i64 row = key >= 0 ? key : 0;
+      const int off = Tile::offset(r, c);
+      cp_async_16(k_dst + off, k + row * p.k_stride_s + c * 8, key >= 0);
+      cp_async_16(v_dst + off, v + row * p.v_stride_s + c * 8, key >= 0);
+    }
+  }
 
   __device__ static void run(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
+    const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
+    const T* v = static_cast<const T*>(p.v) + i64(w.batch) * p.v_stride_b + i64(w.kv_head) * p.v_stride_h;
 
     if (tid == 0) {
       for (int cb = 0; cb < kColBlocks; ++cb)
@@ -55,9 +79,11 @@ template <class Cfg> struct Producer {
                               : next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal>(
                                     ks, idx, mask_row, sm.list(), sm.scratch(), w.m0, p.seq_len);
       const u32 full = sm.full(stage);
+      bool by_engine = false;  // this tile's rows come through the copy engine
       if (n > 0) {
         const u32 k_dst = smem_addr(sm.k(stage)), v_dst = smem_addr(sm.v(stage));
-        if (ks.phase != KeySchedule::kSelected) {
+        by_engine = ks.phase != KeySchedule::kSelected;
+        if (by_engine) {
           // Consecutive keys idx[0] .. idx[0] + n - 1: whole boxes (rows past n are masked).
           if (tid == 0)
             for (int cb = 0; cb < kColBlocks; ++cb) {
@@ -65,21 +91,18 @@ template <class Cfg> struct Producer {
               tma_load_4d(k_dst + off, &prm.k_tiles, cb * 64, idx[0], w.kv_head, w.batch, full);
               tma_load_4d(v_dst + off, &prm.v_tiles, cb * 64, idx[0], w.kv_head, w.batch, full);
             }
-        } else if (tid < Cfg::kBN) {
-          const int key = idx[tid];  // -1 past n: an out-of-bounds row, zero-filled
-          for (int cb = 0; cb < kColBlocks; ++cb) {
-            const int off = cb * Cfg::KVTile::kBlockBytes + tid * kRowBytes;
-            tma_load_4d(k_dst + off, &prm.k_rows, cb * 64, key, w.kv_head, w.batch, full);
-            tma_load_4d(v_dst + off, &prm.v_rows, cb * 64, key, w.kv_head, w.batch, full);
-          }
+        } else {
+          gather_kv(k_dst, v_dst, k, v, p, idx);
         }
       } else {
         ++terminals;
       }
+      mbar_arrive_on_copies(full);
       // Keys ascend within a tile, so its last key tells whether a causal row may lie before it.
       if (tid == 0) {
-        *sm.info(stage) = n | ((n > 0 && (n < Cfg::kBN || (Cfg::kCausal && idx[n - 1] > w.m0))) ? kTileMasked : 0);
-        mbar_arrive_expect_tx(full, n > 0 ? kTileBytes : 0);
+        *sm.info(stage) = n | ((n > 0 && (n < Cfg::kBN || (Cfg::kCausal && idx[n - 1] > w.m0))) ? kTileMasked : 0) |
+                          (n > 0 && !by_engine ? kTileGathered : 0);
+        mbar_arrive_expect_tx(full, by_engine ? kTileBytes : 0);
       } else {
         mbar_arrive(full);
       }

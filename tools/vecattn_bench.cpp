@@ -229,6 +229,7 @@ int run(const Args& a) {
       // Pins one tile config for the attention keys this run launches (a tuning experiment).
       const int d = int(a.head_dim);
       for (bool sparse : {true, false}) {
+        if (!sparse && a.skip_dense) continue;
         const KernelKey key = sparse ? rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, d, t, a.causal)
                                      : rt.key(KernelKind::dense_attn, 0, 0, 0, d, t, a.causal);
         rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));

@@ -28,7 +28,7 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
   // Hopper: keys per tile x stages of the warp-specialized wgmma kernel (those that fit).
   if (key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn)
     for (int bn : {64, 128})
-      for (int stages : {2, 3, 4}) raw.push_back(TileConfig{bn, kAttnSm90Threads / 32, stages, AttnPath::wgmma});
+      for (int stages : {2, 3, 4, 5, 6}) raw.push_back(TileConfig{bn, kAttnSm90Threads / 32, stages, AttnPath::wgmma});
   for (const auto& c : raw)
     if (why_invalid(Variant{key, c}).empty() && std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
   return out;
