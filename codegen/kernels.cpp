@@ -28,7 +28,7 @@ constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
 constexpr int kAttnDefaultKeys = 64;
 // dense_attn: 64 query rows (4 warps), 64-key tiles, as FA2 at d128.
 constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
-// wgmma (sm_90a), sparse and dense: one producer and two consumer warpgroups (12 warps), 64-key
+// wgmma (sm_90a), sparse and dense: two producer and two consumer warpgroups (16 warps), 64-key
 // tiles, deep pipelines: loads are latency-bound long before the tensor cores are (H100, dense
 // 32K: 64 keys x 4 stages ran 554 TFLOP/s where 128 x 2 ran 397). Four stages at 128 query rows
 // per CTA (32 KiB Q + 4 x 32 KiB K/V), five at a Pq = 64 block (16 KiB Q), whose tiles the two
@@ -163,7 +163,7 @@ std::string why_invalid(const Variant& v) {
           return fmt::format("wgmma attention keys per tile {} is not supported: use {}", c.rows,
                              list(std::begin(kSm90Keys), std::end(kSm90Keys)));
         if (c.warps != kSm90Warps)
-          return fmt::format("wgmma attention runs {} warps (a producer and two consumer warpgroups), not {}", kSm90Warps,
+          return fmt::format("wgmma attention runs {} warps (two producer and two consumer warpgroups), not {}", kSm90Warps,
                              c.warps);
         if (c.stages < 2 || c.stages > 6) return fmt::format("wgmma attention stages {} is not supported: use 2..6", c.stages);
         if (sparse && v.key.pq == 64 && c.stages < 3)

@@ -99,11 +99,12 @@ struct AttnSm90Params {
   AttnParams a;
   TmaDescriptor q, k_rows, v_rows, k_tiles, v_tiles;
 };
-// 384 threads: one producer warpgroup (gathers K/V rows by cp.async) and two consumer warpgroups
-// (64 query rows each for one wgmma M). A CTA covers kAttnSm90Rows(Pq) query rows: a Pq = 128
+// 512 threads: two producer warpgroups (the key schedule, K/V rows by cp.async or the copy engine)
+// and two consumer warpgroups (64 query rows each for one wgmma M). A CTA covers kAttnSm90Rows(Pq) query rows: a Pq = 128
 // block or 128 dense rows, each consumer owning 64 of them; or a Pq = 64 block, whose key tiles
 // the two consumers take in turn and merge at the end.
-constexpr int kAttnSm90Threads = 384;
+constexpr int kAttnSm90ProducerThreads = 256;
+constexpr int kAttnSm90Threads = kAttnSm90ProducerThreads + 256;
 VECATTN_HOST_DEVICE constexpr int attn_sm90_rows(int pq) { return pq == 64 ? 64 : 128; }
 
 // Shared memory, in this order: Q tile, Stages x (K tile, V tile), key indices [Stages][BN],

@@ -1,9 +1,9 @@
 #pragma once
 // Attention on Hopper (docs/semantics.md §5): warp-specialized and wgmma-based, the same key
 // schedule, selection and results as the mma.sync kernel (attention.cuh).
-//   warpgroup 0     producer: Q, then K/V tiles (TMA: rows or ranges) into a ring of stages
+//   warpgroups 0-1  producers: Q, then K/V tiles (TMA: rows or ranges) into a ring of stages
 //                   (sm90_producer)
-//   warpgroups 1-2  consumers: S = QK^T, online softmax, O += PV (sm90_mainloop, sm90_softmax),
+//   warpgroups 2-3  consumers: S = QK^T, online softmax, O += PV (sm90_mainloop, sm90_softmax),
 //                   then the merge of split-key partials and the store (sm90_epilogue)
 // Which rows a CTA owns comes from sm90_scheduler; the compile-time shape and the shared-memory
 // map from sm90_config.
@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(kAttnSm90Threads, 1) attn_sm90_kernel(const __
   }
   __syncthreads();
 
-  if (threadIdx.x < kWarpgroupThreads) {
+  if (threadIdx.x < Cfg::kProducerThreads) {
     regs_dealloc<Cfg::kProducerRegs>();
     Producer<Cfg>::run(prm, work, sm);
   } else {

@@ -20,12 +20,15 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   // The span of the causal sink and diagonal blocks (sparse), or of the dense CTA's rows.
   static constexpr int kBlockRows = kSparse ? Pq : kRows;
   static constexpr int kConsumers = 2;
+  // Two producer warpgroups: cp.async gathers are limited by the copies each warp keeps in flight
+  // (one producer warpgroup moved ~12 B/clk per SM), so eight warps issue them.
+  static constexpr int kProducerThreads = kAttnSm90ProducerThreads;
   static constexpr int kThreads = kAttnSm90Threads;
   // 65536 registers per SM: the producer needs few (addresses, the key schedule), the consumers
   // hold S and O accumulators (2 x 64 fp32 at BN = D = 128) and P.
-  static constexpr int kProducerRegs = 56, kConsumerRegs = 224;
-  static_assert(kThreads == kWarpgroupThreads * (1 + kConsumers), "one producer and two consumer warpgroups");
-  static_assert((kProducerRegs + kConsumers * kConsumerRegs) * kWarpgroupThreads <= 65536,
+  static constexpr int kProducerRegs = 48, kConsumerRegs = 208;
+  static_assert(kThreads == kProducerThreads + kWarpgroupThreads * kConsumers, "producers, then two consumers");
+  static_assert(kProducerRegs * kProducerThreads + kConsumerRegs * kConsumers * kWarpgroupThreads <= 65536,
                 "the register split exceeds the register file");
   static_assert(HeadDim == 64 || HeadDim == 128, "head_dim 64 or 128");
   static_assert(BN == 64 || BN == 128, "keys per tile: 64 or 128 (the N of one wgmma)");

@@ -22,7 +22,7 @@ template <class Cfg> struct Consumer {
   Softmax softmax;
 
   __device__ Consumer(const AttnWork& w) {
-    wg = int(threadIdx.x) / kWarpgroupThreads - 1;
+    wg = (int(threadIdx.x) - Cfg::kProducerThreads) / kWarpgroupThreads;
     const int t = int(threadIdx.x) % kWarpgroupThreads;
     row_a = w.m0 + (Cfg::kSplitKeys ? 0 : wg * 64) + (t / 32) * 16 + (t % 32) / 4;
     row_b = row_a + 8;

@@ -1,5 +1,5 @@
 #pragma once
-// The producer warpgroup: loads the CTA's Q tile, then walks the key schedule and brings each
+// The producer warpgroups: load the CTA's Q tile, then walks the key schedule and brings each
 // tile's K and V rows into the next free stage in the 128-byte swizzled layout wgmma reads.
 //   contiguous keys (sink, diagonal, dense ranges): the copy engine (TMA), one box of BN rows per
 //     64 columns, issued by one thread;
@@ -19,16 +19,16 @@ namespace vecattn {
 namespace sm90 {
 
 // Arrivals on one stage's `full` barrier: two per producer thread (plus the copy engine's bytes).
-constexpr int kFullArrivals = 2 * kWarpgroupThreads;
+constexpr int kFullArrivals = 2 * kAttnSm90ProducerThreads;
 
 template <class Cfg> struct Producer {
   using T = typename Cfg::T;
-  using Group = NamedGroup<1, kWarpgroupThreads, 0>;  // warpgroup 0, barrier 1
+  using Group = NamedGroup<1, Cfg::kProducerThreads, 0>;  // the producer warpgroups, barrier 1
   static constexpr int kColBlocks = Cfg::kHeadDim / 64;
   static constexpr u32 kTileBytes = 2u * Cfg::KVTile::kBytes;  // K and V, out-of-bounds rows included
   static constexpr u32 kQBytes = Cfg::QTile::kBytes;
   static constexpr int kChunks = Cfg::kHeadDim / 8;                 // 16-byte chunks per row
-  static constexpr int kRowsPerPass = kWarpgroupThreads / kChunks;  // rows one pass of the group copies
+  static constexpr int kRowsPerPass = Cfg::kProducerThreads / kChunks;  // rows one pass of the group copies
 
   // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async.
   __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
