@@ -31,4 +31,5 @@ timeout 150 $B --seq-len 75600 --heads 40 --kv-heads 40 --causal 0 --thresholds 
 echo "== HunyuanVideo (S=118800, H=24) non-causal: SDPA"; peers --seq-len 118800 --heads 24 --causal 0
 timeout 150 $B --seq-len 118800 --heads 24 --kv-heads 24 --causal 0 --thresholds 0.8,0.9 --csv "$OUT/hunyuan.csv" 2>&1 | grep -Ev "$F"
 echo "== mma.sync path (what sm_80 runs), causal 32K"
-VECATTN_ATTENTION_PATH=mma timeout 100 $B --seq-len 32768 --thresholds 0.8,0.9 --recall-rows 0 2>&1 | grep -Ev "$F"
+VECATTN_ATTENTION_PATH=mma timeout 100 $BIN/vecattn-bench --input random --reps 7 --recall-rows 0 --seq-len 32768 \
+  --thresholds 0.8,0.9 2>&1 | grep -Ev "$F"
