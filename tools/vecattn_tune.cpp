@@ -49,6 +49,8 @@ struct Args {
   int64_t seq_len = 32768;
   int64_t heads = 16;
   double strong_fraction = 0.02;
+  std::string input = "synthetic";
+  float threshold = 0.9f;
   double budget = 60;
   int reps = 15;
   int threads = 0;
@@ -221,6 +223,8 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
   o.budget_s = a.budget;
   o.reps = a.reps;
   o.strong_fraction = a.strong_fraction;
+  o.vertical = a.input == "synthetic";
+  o.threshold = a.threshold;
 
   std::vector<Variant> variants;
   for (const auto& k : keys)
@@ -348,6 +352,10 @@ int main(int argc, char** argv) {
   app.add_option("--db", a.db, "cache database (default: $VECATTN_CACHE_DIR or $XDG_CACHE_HOME/vecattn/vecattn.sqlite)");
   app.add_option("--seq-len", a.seq_len, "sequence length of the tuning inputs")->check(CLI::Range(int64_t(64), int64_t(1) << 22));
   app.add_option("--heads", a.heads, "heads of the tuning inputs")->check(CLI::Range(1, 256));
+  app.add_option("--input", a.input,
+                 "tuning inputs: synthetic (vertical pattern) or random (Gaussian: threshold 0.8 keeps ~27%, 0.9 ~7.5%)")
+      ->check(CLI::IsMember({"synthetic", "random"}));
+  app.add_option("--threshold", a.threshold, "selection threshold of the tuning inputs")->check(CLI::Range(0.0, 1.0));
   app.add_option("--strong-fraction", a.strong_fraction,
                  "fraction of key columns on the vertical direction in the tuning inputs (sets the selection density)")
       ->check(CLI::Range(0.0, 1.0));

@@ -104,7 +104,7 @@ Tuner::Inputs& Tuner::inputs_for(const KernelKey& key) {
   slot = std::make_unique<Inputs>();
   for (int i = 0; i < kInputSets; ++i)
     slot->sets.push_back(std::make_unique<AttentionInputs>(1, o_.heads, o_.heads, o_.seq_len, key.head_dim, key.dtype,
-                                                           o_.strong_fraction, rng_));
+                                                           o_.strong_fraction, rng_, o_.vertical));
   slot->pooled = std::make_unique<DeviceTensor>(1, o_.heads, (o_.seq_len + 63) / 64, key.head_dim, key.dtype);
   slot->mask_bytes = size_t(Selection::bytes(1, o_.heads, o_.seq_len, 64));
   const Driver& d = Driver::get();

@@ -24,7 +24,8 @@ struct Options {
   int warmup = 2;
   int reps = 15;
   double strong_fraction = 0.02; // vertical key columns (sets the selection density)
-  float threshold = 0.9f;
+  bool vertical = true;          // the vertical-vector pattern; false: plain random Gaussian inputs
+  float threshold = 0.9f;        // of the selection that sparse_attn and select keys are timed on
 };
 
 struct CandidateTime {
