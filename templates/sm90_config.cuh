@@ -49,6 +49,10 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   // statistics per consumer thread.
   static_assert((HeadDim / 2 + 4) * kWarpgroupThreads * 4 <= Stages * kLayout.stage_bytes, "merge scratch");
 
+  // The consumers take turns issuing their MMAs (FlashAttention-3's ping-pong), so one runs its
+  // softmax while the other's MMAs hold the tensor cores. Only when both walk the same tiles:
+  // with split keys their tile counts differ and the turns could not be matched.
+  static constexpr bool kPingPong = !kSplitKeys;
   static constexpr int kAccS = BN / 2;        // S accumulator floats per consumer thread
   static constexpr int kAccO = HeadDim / 2;   // O accumulator floats per consumer thread
 };
