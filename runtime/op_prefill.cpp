@@ -6,15 +6,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <optional>
 
 #include "codegen/kernels.h"
+#include "codegen/log.h"
 #include "runtime/driver.h"
 #include "runtime/launch.h"
 #include "runtime/prefill_plan.h"
 #include "runtime/runtime_impl.h"
 #include "runtime/stream_workspace.h"
 #include "runtime/tma.h"
-#include "codegen/log.h"
 #include "templates/params.h"
 
 namespace vecattn {
@@ -96,31 +97,40 @@ AttnParams attn_params(const Tensor& q, const Tensor& k, const Tensor& v, const 
   return a;
 }
 
-// Attention over query rows [ap.row_begin, ap.row_end) of `units` units, in CTAs of the kernel's
-// rows (sparse: one query block each). The sm_90a kernel also gets the copy engine's descriptors
-// of q, k and v; where the driver cannot describe one (a zero stride, say) the mma.sync kernel of
-// the same key runs instead, which reads any strides.
-void launch_attention(ModuleCache& modules, const LoadedKernel& kern, const AttnParams& ap, const Tensor& q,
-                      const Tensor& k, const Tensor& v, unsigned units, CUstream s) {
-  const LoadedKernel* use = &kern;
-  AttnSm90Params sp{};
-  if (kern.variant.config.path == AttnPath::wgmma) {
+// Launches one attention kernel over query rows [ap.row_begin, ap.row_end) of a call's chunks,
+// in CTAs of the kernel's rows (sparse: one query block each). Set up once per call: the sm_90a
+// kernel gets the copy engine's descriptors of q, k and v, encoded here for every chunk; where
+// the driver cannot describe a tensor (a zero stride, say), the mma.sync kernel of the same key
+// runs instead, which reads any strides.
+class AttentionLauncher {
+ public:
+  AttentionLauncher(ModuleCache& modules, const LoadedKernel& kern, const Tensor& q, const Tensor& k, const Tensor& v)
+      : use_(&kern) {
+    if (kern.variant.config.path != AttnPath::wgmma) return;
     std::string why;
-    if (encode_attention_maps(q, k, v, attn_launch(kern.variant).rows_per_cta, kern.variant.config.rows, sp, &why)) {
-      sp.a = ap;
+    if (encode_attention_maps(q, k, v, attn_launch(kern.variant).rows_per_cta, kern.variant.config.rows, sm90_, &why))
+      return;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) log::warn("{}; running the mma.sync attention kernel for such calls", why);
+    use_ = &modules.get(Variant{kern.variant.key, default_config(kern.variant.key, AttnPath::mma)});
+  }
+
+  void launch(const AttnParams& ap, unsigned units, CUstream s) {
+    const AttnLaunch shape = attn_launch(use_->variant);
+    const Dim3 grid{ceil_div(ap.row_end - ap.row_begin, shape.rows_per_cta), units};
+    const Dim3 block{unsigned(shape.threads)};
+    if (use_->variant.config.path == AttnPath::wgmma) {
+      sm90_.a = ap;
+      vecattn::launch(*use_, grid, block, unsigned(use_->dynamic_smem), s, sm90_);
     } else {
-      static std::atomic<bool> warned{false};
-      if (!warned.exchange(true)) log::warn("{}; running the mma.sync attention kernel for such calls", why);
-      use = &modules.get(Variant{kern.variant.key, default_config(kern.variant.key, AttnPath::mma)});
+      vecattn::launch(*use_, grid, block, unsigned(use_->dynamic_smem), s, ap);
     }
   }
-  const AttnLaunch shape = attn_launch(use->variant);
-  const Dim3 grid{ceil_div(ap.row_end - ap.row_begin, shape.rows_per_cta), units};
-  if (use->variant.config.path == AttnPath::wgmma)
-    launch(*use, grid, Dim3{unsigned(shape.threads)}, unsigned(use->dynamic_smem), s, sp);
-  else
-    launch(*use, grid, Dim3{unsigned(shape.threads)}, unsigned(use->dynamic_smem), s, ap);
-}
+
+ private:
+  const LoadedKernel* use_;
+  AttnSm90Params sm90_{};
+};
 
 // Events around the phases of one chunk, read after the final synchronization.
 struct PhaseTimer {
@@ -235,6 +245,9 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
   const int64_t kv_group = plan.q_heads / plan.kv_heads;
   const int64_t first_sparse_block = plan.dense_prefix / plan.pq;
   const SelectStage stage{plan, pool, sel, q, k};
+  AttentionLauncher attend(*impl_->modules, att, q, k, v);
+  std::optional<AttentionLauncher> attend_prefix;
+  if (dense) attend_prefix.emplace(*impl_->modules, *dense, q, k, v);
   PhaseTimer timer(stats != nullptr);
   std::vector<int> counts_host;
   if (stats) counts_host.resize(size_t(plan.units() * plan.pooled));
@@ -259,13 +272,13 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     if (first_sparse_block < plan.pooled) {
       ap.row_begin = int(first_sparse_block * plan.pq);
       ap.row_end = int(plan.seq_len);
-      launch_attention(*impl_->modules, att, ap, q, k, v, unsigned(n), s);
+      attend.launch(ap, unsigned(n), s);
     }
     if (dense) {
       // After the sparse launch on the same stream: rows of a block the prefix cuts are rewritten.
       ap.row_begin = 0;
       ap.row_end = int(plan.dense_prefix);
-      launch_attention(*impl_->modules, *dense, ap, q, k, v, unsigned(n), s);
+      attend_prefix->launch(ap, unsigned(n), s);
     }
     timer.mark(s);
     if (stats) {
@@ -346,11 +359,11 @@ void Runtime::dense(const Tensor& q, const Tensor& k, const Tensor& v, const Ten
   AttnParams ap = attn_params(q, k, v, out, q.heads() / k.heads());
   ap.row_begin = 0;
   ap.row_end = int(q.seq_len());
+  AttentionLauncher attend(*impl_->modules, kern, q, k, v);
   const int64_t units = q.batch() * q.heads();
   for (int64_t u0 = 0; u0 < units; u0 += kMaxUnitsPerLaunch) {
     ap.unit_begin = int(u0);
-    launch_attention(*impl_->modules, kern, ap, q, k, v, unsigned(std::min(kMaxUnitsPerLaunch, units - u0)),
-                     reinterpret_cast<CUstream>(stream));
+    attend.launch(ap, unsigned(std::min(kMaxUnitsPerLaunch, units - u0)), reinterpret_cast<CUstream>(stream));
   }
 }
 

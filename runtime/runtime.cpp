@@ -88,9 +88,15 @@ const char* source_name(ConfigSource s) {
   return "?";
 }
 
-TileConfig Runtime::Impl::default_for(const KernelKey& key) const {
+// The path forced on this runtime, when the key is an attention kernel and one is.
+std::optional<AttnPath> Runtime::Impl::forced_path(const KernelKey& key) const {
   const bool attention = key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn;
-  return attention && attention_path ? default_config(key, *attention_path) : default_config(key);
+  return attention ? attention_path : std::nullopt;
+}
+
+TileConfig Runtime::Impl::default_for(const KernelKey& key) const {
+  const std::optional<AttnPath> forced = forced_path(key);
+  return forced ? default_config(key, *forced) : default_config(key);
 }
 
 ConfigChoice Runtime::Impl::lookup_uncached(const KernelKey& key) {
@@ -140,10 +146,9 @@ ConfigChoice Runtime::Impl::choose(const KernelKey& key) {
     if (auto it = configs.find(key); it != configs.end()) return it->second;
   }
   ConfigChoice c = lookup_uncached(key);
-  const bool attention = key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn;
-  if (attention && attention_path && c.config.path != *attention_path)
-    c = ConfigChoice{default_config(key, *attention_path), ConfigSource::builtin_default,
-                     fmt::format("the {} path is forced", path_name(*attention_path))};
+  if (const std::optional<AttnPath> forced = forced_path(key); forced && c.config.path != *forced)
+    c = ConfigChoice{default_for(key), ConfigSource::builtin_default,
+                     fmt::format("the {} path is forced", path_name(*forced))};
   std::lock_guard<std::mutex> lock(config_mutex);
   auto [it, inserted] = configs.emplace(key, c);
   if (inserted) {

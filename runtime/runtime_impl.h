@@ -34,6 +34,7 @@ struct Runtime::Impl {
   LookupStats lookups;
   ConfigChoice choose(const KernelKey& key);
   ConfigChoice lookup_uncached(const KernelKey& key);
+  std::optional<AttnPath> forced_path(const KernelKey& key) const;
   TileConfig default_for(const KernelKey& key) const;  // the default, on the forced path if any
 
   // The loaded kernel of (key, its config) for this device.
