@@ -49,13 +49,6 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   // statistics per consumer thread.
   static_assert((HeadDim / 2 + 4) * kWarpgroupThreads * 4 <= Stages * kLayout.stage_bytes, "merge scratch");
 
-  // Ping-pong (FlashAttention-3): the consumers take turns issuing their MMAs, so one runs its
-  // softmax while the other's hold the tensor cores. Measured off: on this kernel (64-key tiles,
-  // softmax already overlapped with the previous PV) the turns cost more than they gave, H100
-  // dense 32K 17.1 ms against 16.1-16.4, 128K 273 against 250-263 (bench/NOTES.md). Only valid
-  // when both consumers walk the same tiles (not with split keys, whose counts differ).
-  static constexpr bool kPingPong = false;
-  static_assert(!kPingPong || !kSplitKeys, "ping-pong turns need equal tile counts");
   static constexpr int kAccS = BN / 2;        // S accumulator floats per consumer thread
   static constexpr int kAccO = HeadDim / 2;   // O accumulator floats per consumer thread
 };

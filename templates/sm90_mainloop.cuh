@@ -102,12 +102,6 @@ template <class Cfg> struct Consumer {
     softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
     Softmax::pack(s, pa);
 
-    // Ping-pong turns: barrier kTurnBarrier + w opens consumer w's turn; consumer 1 opens the
-    // first one for consumer 0, and each consumer opens the other's after issuing.
-    constexpr int kTurnBarrier = 3, kConsumerThreads = Cfg::kConsumers * kWarpgroupThreads;
-    if constexpr (Cfg::kPingPong)
-      if (wg == 1) named_arrive<kTurnBarrier, kConsumerThreads>();
-
     // Then per tile: S = QK^T of this tile and O += PV of the previous one go to the tensor cores
     // together; this tile's softmax runs while the previous PV is still in flight, and O is
     // rescaled once that PV has landed.
@@ -116,17 +110,9 @@ template <class Cfg> struct Consumer {
       if ((info & kTileCount) == 0) break;
       const int stage = j % Cfg::kStages;
       fence_operands(o);
-      if constexpr (Cfg::kPingPong) {
-        if (wg == 0) named_sync<kTurnBarrier, kConsumerThreads>();
-        else named_sync<kTurnBarrier + 1, kConsumerThreads>();
-      }
       wgmma_fence();
       issue_qk(s, stage);
       issue_pv(pa, prev);
-      if constexpr (Cfg::kPingPong) {
-        if (wg == 0) named_arrive<kTurnBarrier + 1, kConsumerThreads>();
-        else named_arrive<kTurnBarrier, kConsumerThreads>();
-      }
       wgmma_wait<1>();
       fence_operands(s);
       if (info & kTileMasked) mask(s, sm.idx(stage));
@@ -139,10 +125,6 @@ template <class Cfg> struct Consumer {
       Softmax::pack(s, pa);
       prev = stage;
     }
-    // Consumer 1 opened one turn more than consumer 0 took (the first): take it, so no barrier
-    // is left half-arrived.
-    if constexpr (Cfg::kPingPong)
-      if (wg == 0) named_sync<kTurnBarrier, kConsumerThreads>();
     fence_operands(o);
     wgmma_fence();
     issue_pv(pa, prev);

@@ -177,9 +177,6 @@ __device__ __forceinline__ void tma_load_4d(u32 dst, const TmaDescriptor* map, i
 // async proxy (wgmma operands) of this thread.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-template <int Id, int Threads> __device__ __forceinline__ void named_arrive() {
-  asm volatile("bar.arrive %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
-}
 template <int Id, int Threads> __device__ __forceinline__ void named_sync() {
   asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
 }
