@@ -23,6 +23,10 @@ constexpr TileConfig kPoolDefault{0, 4, 0, AttnPath::mma};
 // select: 64 pooled rows (4 warps of 16) per CTA read K once per 64 rows; two K stages hide
 // the load of the next 64 keys behind the mma of this one. 64 KiB of shared memory at d128.
 constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
+// select on sm_90a: two consumer warpgroups (128 pooled rows) share each K tile, four stages;
+// 97 KiB of shared memory at d128, so two CTAs (four warpgroups) fit an SM and one's epilogue
+// overlaps the others' MMAs.
+constexpr TileConfig kSelectSm90Default{128, 8, 4, AttnPath::wgmma};
 // sparse_attn: one query block per CTA (Pq / 16 warps, fixed by the key), 64-key tiles (the
 // FA2 choice at d128: S and O fragments fit the registers), double-buffered gathers.
 constexpr int kAttnDefaultKeys = 64;
@@ -61,7 +65,7 @@ const std::vector<KernelKind>& implemented_kernels() {
 const char* template_file(const Variant& v) {
   switch (v.key.kernel) {
     case KernelKind::pool: return "pool.cuh";
-    case KernelKind::select: return "select.cuh";
+    case KernelKind::select: return v.config.path == AttnPath::wgmma ? "sm90_select.cuh" : "select.cuh";
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn: return v.config.path == AttnPath::wgmma ? "sm90_attention.cuh" : "attention.cuh";
   }
@@ -69,6 +73,10 @@ const char* template_file(const Variant& v) {
 }
 
 bool has_wgmma(const std::string& arch) { return arch == "sm_90a"; }
+
+int select_threads(const Variant& v) {
+  return v.config.path == AttnPath::wgmma ? select_sm90_threads(v.config.rows) : v.config.warps * 32;
+}
 
 AttnLaunch attn_launch(const Variant& v) {
   const int pq = v.key.kernel == KernelKind::sparse_attn ? v.key.pq : 0;
@@ -83,6 +91,9 @@ std::string instantiation(const Variant& v) {
       return fmt::format("vecattn::pool_kernel<{}, {}, vecattn::{}, {}>", k.pq, k.head_dim, dtype_name(k.dtype),
                          v.config.warps);
     case KernelKind::select:
+      if (v.config.path == AttnPath::wgmma)
+        return fmt::format("vecattn::select_sm90_kernel<{}, {}, {}, {}, vecattn::{}, {}, {}, {}>", k.pq, k.bk, k.gk,
+                           k.head_dim, dtype_name(k.dtype), v.config.rows, v.config.stages, k.causal);
       return fmt::format("vecattn::select_kernel<{}, {}, {}, {}, vecattn::{}, {}, {}, {}>", k.pq, k.bk, k.gk, k.head_dim,
                          dtype_name(k.dtype), v.config.rows, v.config.stages, k.causal);
     case KernelKind::sparse_attn:
@@ -100,7 +111,7 @@ std::string instantiation(const Variant& v) {
 TileConfig default_config(const KernelKey& key, AttnPath path) {
   switch (key.kernel) {
     case KernelKind::pool: return kPoolDefault;
-    case KernelKind::select: return kSelectDefault;
+    case KernelKind::select: return path == AttnPath::wgmma ? kSelectSm90Default : kSelectDefault;
     case KernelKind::sparse_attn:
       return path == AttnPath::wgmma ? sm90_default(key.pq) : TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
     case KernelKind::dense_attn: return path == AttnPath::wgmma ? sm90_default(0) : kDenseDefault;
@@ -146,6 +157,19 @@ std::string why_invalid(const Variant& v) {
       if (c.warps < 1 || c.warps > 16) return fmt::format("pool warps {} is out of range: use 1..16", c.warps);
       return {};
     case KernelKind::select:
+      if (c.path == AttnPath::wgmma) {
+        // Mirrors the static_asserts of sm90_select.cuh.
+        if (!has_wgmma(v.key.arch)) return fmt::format("the wgmma select needs sm_90a, not {}: use mma", v.key.arch);
+        if (c.rows != 64 && c.rows != 128)
+          return fmt::format("wgmma select rows per CTA {} is not supported: use 64 or 128", c.rows);
+        if (c.warps != c.rows / 16)
+          return fmt::format("wgmma select with {} rows runs {} consumer warps, not {}", c.rows, c.rows / 16, c.warps);
+        if (c.stages < 2 || c.stages > 6) return fmt::format("wgmma select stages {} is not supported: use 2..6", c.stages);
+        if (const int bytes = select_sm90_smem_bytes(c.rows, v.key.head_dim, c.stages); bytes > kSm90MaxSmem)
+          return fmt::format("wgmma select with {} rows x {} stages needs {} bytes of shared memory (at most {})", c.rows,
+                             c.stages, bytes, kSm90MaxSmem);
+        return {};
+      }
       // Mirrors the static_asserts of select.cuh.
       if (c.rows < 16 || c.rows > 128 || c.rows % 16)
         return fmt::format("select rows per CTA {} is not supported: use 16..128 in steps of 16", c.rows);
@@ -193,7 +217,9 @@ int dynamic_smem_bytes(const Variant& v) {
   const TileConfig& c = v.config;
   switch (v.key.kernel) {
     case KernelKind::pool: return 0;
-    case KernelKind::select: return select_smem_bytes(c.rows, v.key.head_dim, c.stages);
+    case KernelKind::select:
+      return c.path == AttnPath::wgmma ? select_sm90_smem_bytes(c.rows, v.key.head_dim, c.stages)
+                                       : select_smem_bytes(c.rows, v.key.head_dim, c.stages);
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn:
       if (c.path == AttnPath::wgmma)

@@ -19,12 +19,15 @@ const char* template_file(const Variant& v);
 std::string instantiation(const Variant& v);
 
 // The built-in default config for a key: the last layer of lookup, and the tuner's reference.
-// Attention keys on sm_90a default to the wgmma path; `path` asks for one path's default.
+// Select and attention keys on sm_90a default to the wgmma path; `path` asks for one path's default.
 TileConfig default_config(const KernelKey& key);
 TileConfig default_config(const KernelKey& key, AttnPath path);
 
-// Whether an arch runs the Hopper wgmma attention path (sm_90a).
+// Whether an arch runs the Hopper wgmma paths of select and attention (sm_90a).
 bool has_wgmma(const std::string& arch);
+
+// Threads per CTA of a select variant (the wgmma kernel adds a producer warp to its consumers).
+int select_threads(const Variant& v);
 
 // How an attention variant is launched: query rows per CTA (the grid's x covers the rows with
 // CTAs of this many) and threads per CTA.

@@ -134,14 +134,16 @@ KernelKey KernelKey::parse(std::string_view text) {
 TileConfig TileConfig::canonical(KernelKind k) const {
   TileConfig c = *this;
   if (k == KernelKind::pool) c.rows = c.stages = 0;
-  if (k == KernelKind::pool || k == KernelKind::select) c.path = AttnPath::mma;
+  if (k == KernelKind::pool) c.path = AttnPath::mma;
   return c;
 }
 
 std::string TileConfig::str(KernelKind k) const {
   switch (k) {
     case KernelKind::pool: return fmt::format("w{}", warps);
-    case KernelKind::select: return fmt::format("bq{}-w{}-s{}", rows, warps, stages);
+    // The mma.sync select keeps its original name (pretuned rows and caches stay valid).
+    case KernelKind::select:
+      return fmt::format("bq{}-w{}-s{}{}", rows, warps, stages, path == AttnPath::wgmma ? "-wgmma" : "");
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn: return fmt::format("bn{}-w{}-s{}-{}", rows, warps, stages, path_name(path));
   }

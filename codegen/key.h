@@ -1,7 +1,7 @@
 #pragma once
 // One key type names a kernel variant everywhere: DB row, cubin name, log line, CLI output.
 //   KernelKey  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal
-//   TileConfig bq64-w4-s2            (its string depends on the kernel)
+//   TileConfig bq64-w4-s2, bq128-w8-s4-wgmma, bn64-w16-s5-wgmma (its string depends on the kernel)
 //   a variant  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal+bq64-w4-s2
 #include <cstddef>
 #include <functional>
@@ -53,7 +53,7 @@ struct TileConfig {
   int rows = 0;     // select: pooled rows per CTA (bq); attention: keys per tile (bn); pool: unused
   int warps = 4;
   int stages = 0;   // pipeline stages; pool: unused
-  AttnPath path = AttnPath::mma;  // attention only
+  AttnPath path = AttnPath::mma;  // select and attention
 
   TileConfig canonical(KernelKind k) const;
   std::string str(KernelKind k) const;

@@ -157,13 +157,21 @@ struct PhaseTimer {
 
 
 // Pools units [u0, u0 + n) into `pooled` and selects into `mask` (unit u at u - mask_origin);
-// the first two phases of prefill and all of select.
-struct SelectStage {
-  const PrefillPlan& plan;
-  const LoadedKernel& pool;
-  const LoadedKernel& sel;
-  const Tensor& q;
-  const Tensor& k;
+// the first two phases of prefill and all of select. Set up once per call: the sm_90a select gets
+// the copy engine's descriptor of k; where the driver cannot describe k, the mma.sync select of
+// the same key runs instead.
+class SelectStage {
+ public:
+  SelectStage(const PrefillPlan& plan, ModuleCache& modules, const LoadedKernel& pool, const LoadedKernel& sel,
+              const Tensor& q, const Tensor& k)
+      : plan(plan), pool(pool), sel(&sel), q(q), k(k) {
+    if (sel.variant.config.path != AttnPath::wgmma) return;
+    std::string why;
+    if (encode_select_map(k, sm90_, &why)) return;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) log::warn("{}; running the mma.sync select kernel for such calls", why);
+    this->sel = &modules.get(Variant{sel.variant.key, default_config(sel.variant.key, AttnPath::mma)});
+  }
 
   void pool_units(int64_t u0, int64_t n, void* pooled, CUstream s) const {
     const int64_t d = plan.head_dim;
@@ -181,7 +189,7 @@ struct SelectStage {
   }
 
   void select_units(int64_t u0, int64_t n, const void* pooled, unsigned long long* mask, int64_t mask_origin,
-                    int* counts, CUstream s) const {
+                    int* counts, CUstream s) {
     const int key_chunk = std::max(plan.gk * plan.bk, kSelectMinKeysPerCta);
     SelectParams sp{};
     sp.qp = pooled;
@@ -200,9 +208,23 @@ struct SelectStage {
     sp.key_chunk = key_chunk;
     sp.sm_scale = sm_scale(plan.head_dim);
     for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
-    launch(sel, Dim3{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel.variant.config.rows), unsigned(n)},
-           Dim3{unsigned(sel.variant.config.warps * 32)}, unsigned(sel.dynamic_smem), s, sp);
+    const Dim3 grid{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel->variant.config.rows), unsigned(n)};
+    const Dim3 block{unsigned(select_threads(sel->variant))};
+    if (sel->variant.config.path == AttnPath::wgmma) {
+      sm90_.s = sp;
+      launch(*sel, grid, block, unsigned(sel->dynamic_smem), s, sm90_);
+    } else {
+      launch(*sel, grid, block, unsigned(sel->dynamic_smem), s, sp);
+    }
   }
+
+ private:
+  const PrefillPlan& plan;
+  const LoadedKernel& pool;
+  const LoadedKernel* sel;
+  const Tensor& q;
+  const Tensor& k;
+  SelectSm90Params sm90_{};
 };
 
 }  // namespace
@@ -244,7 +266,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
   const int64_t chunk = units_fitting(plan, ws.bytes);
   const int64_t kv_group = plan.q_heads / plan.kv_heads;
   const int64_t first_sparse_block = plan.dense_prefix / plan.pq;
-  const SelectStage stage{plan, pool, sel, q, k};
+  SelectStage stage(plan, *impl_->modules, pool, sel, q, k);
   AttentionLauncher attend(*impl_->modules, att, q, k, v);
   std::optional<AttentionLauncher> attend_prefix;
   if (dense) attend_prefix.emplace(*impl_->modules, *dense, q, k, v);
@@ -343,7 +365,7 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
     ws = Workspace{lease.data(), lease.bytes()};
   }
   const int64_t chunk = std::min<int64_t>(int64_t(ws.bytes) / per_unit, kMaxUnitsPerLaunch);
-  const SelectStage stage{plan, pool, sel, q, k};
+  SelectStage stage(plan, *impl_->modules, pool, sel, q, k);
   for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
     const int64_t n = std::min(chunk, plan.units() - u0);
     stage.pool_units(u0, n, ws.data, s);

@@ -88,10 +88,9 @@ const char* source_name(ConfigSource s) {
   return "?";
 }
 
-// The path forced on this runtime, when the key is an attention kernel and one is.
+// The path forced on this runtime, when the key is a select or attention kernel and one is.
 std::optional<AttnPath> Runtime::Impl::forced_path(const KernelKey& key) const {
-  const bool attention = key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn;
-  return attention ? attention_path : std::nullopt;
+  return key.kernel == KernelKind::pool ? std::nullopt : attention_path;
 }
 
 TileConfig Runtime::Impl::default_for(const KernelKey& key) const {

@@ -53,4 +53,8 @@ bool encode_attention_maps(const Tensor& q, const Tensor& k, const Tensor& v, in
          encode(v, key_rows, out.v_tiles, why, "v");
 }
 
+bool encode_select_map(const Tensor& k, SelectSm90Params& out, std::string* why) {
+  return encode(k, kSelectKeysPerStep, out.k, why, "k");
+}
+
 }  // namespace vecattn

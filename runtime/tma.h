@@ -1,5 +1,5 @@
 #pragma once
-// The copy engine's (TMA) descriptors of q, k and v for the sm_90a attention kernel.
+// The copy engine's (TMA) descriptors of q, k and v for the sm_90a select and attention kernels.
 #include <string>
 
 #include "runtime/tensor.h"
@@ -13,5 +13,8 @@ namespace vecattn {
 // mma.sync kernel instead.
 bool encode_attention_maps(const Tensor& q, const Tensor& k, const Tensor& v, int q_rows, int key_rows,
                            AttnSm90Params& out, std::string* why);
+
+// Fills out.k with boxes of one select step (64 keys) of k; false with the reason as above.
+bool encode_select_map(const Tensor& k, SelectSm90Params& out, std::string* why);
 
 }  // namespace vecattn

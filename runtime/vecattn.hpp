@@ -107,9 +107,9 @@ struct RuntimeOptions {
   std::string cache_path;
   // false: compiled kernels stay in this process's memory only.
   bool persist = true;
-  // Forces the attention main loop (tests, A/B comparisons): mma.sync (any GPU) or wgmma
-  // (sm_90a only); tuned configs of the other path are then set aside for the path's default.
-  // Unset: $VECATTN_ATTENTION_PATH (mma or wgmma) if set, else the tuned or default config.
+  // Forces the tensor-core path of select and attention (tests, A/B comparisons): mma.sync (any
+  // GPU) or wgmma (sm_90a only); tuned configs of the other path are then set aside for the path's
+  // default. Unset: $VECATTN_ATTENTION_PATH (mma or wgmma) if set, else the tuned or default config.
   std::optional<AttnPath> attention_path;
 };
 

@@ -131,4 +131,20 @@ VECATTN_HOST_DEVICE constexpr int attn_sm90_smem_bytes(int pq, int bn, int head_
   return attn_sm90_layout(pq, bn, head_dim, stages).bytes + 1024;
 }
 
+// ---- the Hopper (sm_90a) select kernel: wgmma scores, K tiles by the copy engine ----
+
+// SelectParams plus the copy engine's view of k (D, S, H, B): 128-byte swizzled boxes of 64 keys
+// x 64 columns, one select step.
+struct SelectSm90Params {
+  TmaDescriptor k;
+  SelectParams s;
+};
+// A CTA: one consumer warpgroup per 64 pooled rows, then one producer warp.
+VECATTN_HOST_DEVICE constexpr int select_sm90_threads(int rows) { return rows / 64 * 128 + 32; }
+// Shared memory, in this order: Stages K tiles (swizzle atoms), the pooled rows (the mma.sync
+// fragment layout), full[Stages] and empty[Stages] mbarriers; plus one atom of slack to align the base.
+VECATTN_HOST_DEVICE constexpr int select_sm90_smem_bytes(int rows, int head_dim, int stages) {
+  return stages * kSelectKeysPerStep * head_dim * 2 + rows * head_dim * 2 + 2 * stages * 8 + 1024;
+}
+
 }  // namespace vecattn

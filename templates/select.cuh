@@ -3,6 +3,7 @@
 // maximum per row and selection group, the MinP rule, and one 64-bit mask word per pooled row
 // and 64 keys. K is read once per CTA row tile, so larger row tiles read K fewer times.
 #include "params.h"
+#include "select_rule.cuh"
 #include "tile.cuh"
 
 namespace vecattn {
@@ -12,9 +13,6 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
   constexpr int kWarps = Rows / 16;        // a warp owns 16 pooled rows
   constexpr int kThreads = kWarps * 32;
   constexpr int kStep = kSelectKeysPerStep;
-  constexpr int kGroup = Gk * Bk;
-  constexpr int kSubtiles = kStep / Bk;    // selection tiles in one 64-key step
-  constexpr int kNtPerSubtile = Bk / 8;    // mma n-tiles (8 keys) per selection tile
   using QTile = SmemTile<Rows, HeadDim>;
   using KTile = SmemTile<kStep, HeadDim>;
   static_assert(Rows % 16 == 0 && Rows <= 128, "rows per CTA: 16..128 in steps of 16");
@@ -97,8 +95,7 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
   const int lo = Causal ? Pq : 0;
   const int hi_a = Causal ? min(row_a * Pq, p.seq_len) : p.seq_len;
   const int hi_b = Causal ? min(row_b * Pq, p.seq_len) : p.seq_len;
-  float max_a = neg_inf(), max_b = neg_inf();
-  int group = -1;
+  SelectRule<Bk, Gk> rule;
 
   for (int step = 0; step < steps; ++step) {
     cp_async_wait<Stages - 2>();
@@ -107,63 +104,24 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
     cp_async_commit();
 
     const char* k_tile = k_tiles + (step % Stages) * KTile::kBytes;
-    float s[8][4];
+    float s[32];
 #pragma unroll
-    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int i = 0; i < 32; ++i) s[i] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < HeadDim / 16; ++kk)
 #pragma unroll
       for (int np = 0; np < 4; ++np) {
         u32 b[4];
         load_kt_frags<kStep, HeadDim>(b, k_tile, np * 16, kk, lane);
-        mma_16816<T>(s[2 * np], a[kk], b[0], b[1]);
-        mma_16816<T>(s[2 * np + 1], a[kk], b[2], b[3]);
+        mma_16816<T>(*reinterpret_cast<float(*)[4]>(&s[8 * np]), a[kk], b[0], b[1]);
+        mma_16816<T>(*reinterpret_cast<float(*)[4]>(&s[8 * np + 4]), a[kk], b[2], b[3]);
       }
 
-    // Selection tiles in ascending key order: the running max includes the current tile.
-    const int key_begin = (cw0 + step) * kStep;
-    unsigned long long bits_a = 0, bits_b = 0;
-#pragma unroll
-    for (int sub = 0; sub < kSubtiles; ++sub) {
-      const int sub_key = key_begin + sub * Bk;
-      if (sub_key / kGroup != group) {
-        group = sub_key / kGroup;
-        max_a = max_b = neg_inf();
-      }
-      float tile_a = neg_inf(), tile_b = neg_inf();
-#pragma unroll
-      for (int n = sub * kNtPerSubtile; n < (sub + 1) * kNtPerSubtile; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = key_begin + n * 8 + tig * 2 + e;
-          if (key >= lo && key < hi_a) tile_a = fmaxf(tile_a, s[n][e]);
-          if (key >= lo && key < hi_b) tile_b = fmaxf(tile_b, s[n][2 + e]);
-        }
-#pragma unroll
-      for (int o = 1; o <= 2; o <<= 1) {
-        tile_a = fmaxf(tile_a, __shfl_xor_sync(0xffffffffu, tile_a, o));
-        tile_b = fmaxf(tile_b, __shfl_xor_sync(0xffffffffu, tile_b, o));
-      }
-      max_a = fmaxf(max_a, tile_a);
-      max_b = fmaxf(max_b, tile_b);
-#pragma unroll
-      for (int n = sub * kNtPerSubtile; n < (sub + 1) * kNtPerSubtile; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int bit = n * 8 + tig * 2 + e;
-          const int key = key_begin + bit;
-          if (key >= lo && key < hi_a && s[n][e] + gap >= max_a) bits_a |= 1ull << bit;
-          if (key >= lo && key < hi_b && s[n][2 + e] + gap >= max_b) bits_b |= 1ull << bit;
-        }
-    }
-    // The four threads of a quad hold disjoint bits of the same two rows.
-#pragma unroll
-    for (int o = 1; o <= 2; o <<= 1) {
-      bits_a |= __shfl_xor_sync(0xffffffffu, bits_a, o);
-      bits_b |= __shfl_xor_sync(0xffffffffu, bits_b, o);
-    }
+    const int word = cw0 + step, key_begin = word * kStep;
+    unsigned long long bits_a, bits_b;
+    if (key_begin + kStep <= p.seq_len) rule.template step<false>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
+    else rule.template step<true>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
     if (tig == 0) {
-      const int word = cw0 + step;
       if (row_a < row0 + rows_here) mask[i64(row_a) * p.words + word] = bits_a;
       if (row_b < row0 + rows_here) mask[i64(row_b) * p.words + word] = bits_b;
       if (p.counts) {

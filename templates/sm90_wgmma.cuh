@@ -64,8 +64,10 @@ template <int N> __device__ __forceinline__ void fence_operands(u32 (&r)[N][4]) 
 // block c: d[4c + 0, 1] = (row, 8c + 2*(t%4) + 0, 1), d[4c + 2, 3] = (row + 8, same columns).
 //   WgmmaSS: D (+)= A * B, A and B from shared memory (descriptors), both K-major.
 //   WgmmaRS: D += A * B, A from registers (the mma.sync A-fragment layout), B MN-major.
+//   WgmmaRSK: D (+)= A * B, A from registers, B K-major (Q.K^T with Q held in registers).
 template <typename T, int N> struct WgmmaSS;
 template <typename T, int N> struct WgmmaRS;
+template <typename T, int N> struct WgmmaRSK;
 
 // One definition per element type: TYPE the tag, PTX its name in the instruction.
 #define VECATTN_WGMMA_OPS(TYPE, PTX) \
@@ -93,6 +95,18 @@ template <typename T, int N> struct WgmmaRS;
           : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                           \
     }                                                                                                     \
   }; \
+  template <> struct WgmmaRSK<TYPE, 64> {                                                                 \
+    __device__ static __forceinline__ void run(float (&d)[32], const u32 (&a)[4], u64 b, int accumulate) {  \
+      asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %37, 0;\n"                                            \
+                   "wgmma.mma_async.sync.aligned.m64n64k16.f32." PTX "." PTX " "                               \
+                   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"            \
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                                                       \
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));                          \
+    }                                                                                                     \
+  };                                                                                                      \
   template <> struct WgmmaSS<TYPE, 128> {                                                                  \
     __device__ static __forceinline__ void run(float (&d)[64], u64 a, u64 b, int accumulate) {             \
       asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"                                            \

@@ -29,6 +29,9 @@ TEST_CASE("kernel keys print and parse back", "[key]") {
 TEST_CASE("tile configs print and parse back per kernel", "[key]") {
   CHECK(TileConfig{0, 4, 0, AttnPath::mma}.str(KernelKind::pool) == "w4");
   CHECK(TileConfig{64, 4, 2, AttnPath::mma}.str(KernelKind::select) == "bq64-w4-s2");
+  CHECK(TileConfig{128, 8, 4, AttnPath::wgmma}.str(KernelKind::select) == "bq128-w8-s4-wgmma");
+  CHECK(TileConfig::parse(KernelKind::select, "bq128-w8-s4-wgmma").path == AttnPath::wgmma);
+  CHECK_THROWS_AS(TileConfig::parse(KernelKind::select, "bq64-w4-s2-mma"), Error);  // not canonical
   CHECK(TileConfig{128, 8, 3, AttnPath::wgmma}.str(KernelKind::sparse_attn) == "bn128-w8-s3-wgmma");
   for (auto kind : {KernelKind::pool, KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn}) {
     TileConfig c = TileConfig{64, 8, 2, AttnPath::wgmma}.canonical(kind);

@@ -42,6 +42,8 @@ struct Args {
   bool skip_dense = false;
   bool workspace_overhead = false;
   std::string attn_config;
+  std::string select_config;
+  bool select_only = false;
   std::string csv, json, svg, peers;
   int device = 0;
 };
@@ -174,6 +176,30 @@ void print_workspace_overhead(Runtime& rt, Events& ev, int reps, const Tensor& q
               dev_caller, dev_pool - dev_caller);
 }
 
+// The selection phase alone (what Runtime::select costs, no statistics): pool, pool + select, and
+// the select's rate on its candidate scores (2 * D FLOP per pooled row and candidate key).
+void print_select_time(Runtime& rt, Events& ev, int reps, const Tensor& q, const Tensor& k, const PrefillParams& p) {
+  const Driver& d = Driver::get();
+  const int64_t S = q.seq_len(), nq = (S + p.pq - 1) / p.pq, D = q.head_dim(), units = q.batch() * q.heads();
+  CUdeviceptr mask, pooled;
+  d.check(d.cuMemAlloc(&mask, size_t(Selection::bytes(q.batch(), q.heads(), S, p.pq))), "cuMemAlloc");
+  d.check(d.cuMemAlloc(&pooled, size_t(units * nq * D * 2)), "cuMemAlloc");
+  Tensor qp = Tensor::bhsd(reinterpret_cast<void*>(pooled), q.dtype, q.batch(), q.heads(), nq, D);
+  const double pool_ms = ev.median_ms(reps, [&] { rt.pool(q, qp, p.pq, nullptr); });
+  const double select_ms = ev.median_ms(reps, [&] { rt.select(q, k, p, Selection{reinterpret_cast<void*>(mask)}, nullptr); });
+  d.cuMemFree(mask);
+  d.cuMemFree(pooled);
+  double candidates = 0;  // per unit: causal pooled row i sees keys [Pq, i * Pq)
+  for (int64_t i = 0; i < nq; ++i) candidates += p.causal ? double(std::max<int64_t>(0, std::min(i * p.pq, S) - p.pq)) : double(S);
+  const double flop = 2.0 * double(D) * candidates * double(units);
+  std::printf("# select S=%lld thr=%.2f: pool %.3f ms (%.0f GB/s of q), pool+select %.3f ms, select %.3f ms "
+              "(%.1f TFLOP/s on %.3g candidate scores), mask %.0f MiB\n",
+              (long long)S, p.threshold, pool_ms, double(units * S * D) * 2 / pool_ms / 1e6, select_ms, select_ms - pool_ms,
+              flop / (select_ms - pool_ms) / 1e9, candidates * double(units),
+              double(Selection::bytes(q.batch(), q.heads(), S, p.pq)) / (1 << 20));
+  std::fflush(stdout);
+}
+
 // Lines "S,method,ms" written by bench/peer_sdpa.py --csv.
 std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
   std::ifstream f(path);
@@ -235,6 +261,10 @@ int run(const Args& a) {
         rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
       }
     }
+    if (!a.select_config.empty()) {
+      const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
+      rt.set_config(key, TileConfig::parse(key.kernel, a.select_config));
+    }
     const bool from_npy = a.input == "npy";
     const std::vector<int64_t> lengths = from_npy ? std::vector<int64_t>{0} : a.seq_lens;
     std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
@@ -263,6 +293,10 @@ int run(const Args& a) {
       for (float thr : a.thresholds) {
         PrefillParams p;
         p.pq = a.pq, p.bk = a.bk, p.gk = a.gk, p.causal = a.causal, p.threshold = thr;
+        if (a.select_only) {
+          print_select_time(rt, ev, a.reps, q, k, p);
+          continue;
+        }
         BenchRow r;
         r.seq_len = S;
         r.method = "vecattn";
@@ -356,6 +390,8 @@ int main(int argc, char** argv) {
                  "pin this tile config (e.g. bn64-w12-s4-wgmma) for the sparse and dense attention keys");
   app.add_flag("--workspace-overhead", a.workspace_overhead,
                "also time each prefill with a caller workspace against the stream-ordered one");
+  app.add_option("--select-config", a.select_config, "pin this tile config (e.g. bq128-w8-s4-wgmma) for the select key");
+  app.add_flag("--select-only", a.select_only, "time only the selection phase (pool, select) at each threshold");
   app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
   app.add_option("--csv", a.csv, "write the rows as CSV");
   app.add_option("--json", a.json, "write the rows as JSON");

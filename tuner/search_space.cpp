@@ -25,6 +25,10 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
         for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, warps, 2, AttnPath::mma});
       break;
   }
+  // Hopper: rows per CTA x stages of the wgmma select (those that fit).
+  if (key.kernel == KernelKind::select)
+    for (int rows : {64, 128})
+      for (int stages : {2, 3, 4, 6}) raw.push_back(TileConfig{rows, rows / 16, stages, AttnPath::wgmma});
   // Hopper: keys per tile x stages of the warp-specialized wgmma kernel (those that fit).
   if (key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn)
     for (int bn : {64, 128})

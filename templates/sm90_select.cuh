@@ -1,0 +1,169 @@
+#pragma once
+// TilingSelect on Hopper (docs/semantics.md §3-§4): the rule and the mask of select.cuh, with the
+// scores on warpgroup MMAs.
+//   warpgroups 0 .. Rows/64 - 1  consumers: 64 pooled rows each, held in registers (the A
+//                                operand), times each 64-key K tile in shared memory (wgmma), then
+//                                the MinP rule (select_rule.cuh) and one mask word per row
+//   the last warp                 producer: one thread brings K tiles into a ring of stages with
+//                                the copy engine (keys are contiguous: one box per 64 columns)
+// Why this shape: with mma.sync every warp read the whole K tile from shared memory for its 16 rows
+// (16 FLOP per byte, the shared-memory port was as busy as the tensor cores); a warpgroup MMA reads
+// it once for 64 rows. Q in registers keeps wgmma's shared-memory reads to K alone. Two CTAs per SM
+// (four consumer warpgroups) let one warpgroup's epilogue run while the others' MMAs do.
+#include "params.h"
+#include "select_rule.cuh"
+#include "sm90_wgmma.cuh"
+#include "tile.cuh"
+
+namespace vecattn {
+
+template <int Pq, int Bk, int Gk, int HeadDim, typename T, int Rows, int Stages, bool Causal>
+__global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
+    select_sm90_kernel(const __grid_constant__ SelectSm90Params prm) {
+  using namespace sm90;
+  constexpr int kStep = kSelectKeysPerStep;
+  constexpr int kConsumers = Rows / 64;
+  constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
+  constexpr int kThreads = select_sm90_threads(Rows);
+  using QTile = SmemTile<Rows, HeadDim>;           // ldmatrix into the A fragments
+  using KTile = SwizzledTile<kStep, HeadDim>;      // written by the copy engine, read by wgmma
+  static_assert(Rows == 64 || Rows == 128, "rows per CTA: one or two consumer warpgroups of 64");
+  static_assert(!Causal || Pq % kStep == 0, "causal candidates start at Pq, which must be a whole mask word");
+  static_assert(Stages >= 2 && Stages <= 6, "2..6 K stages");
+  static_assert(select_sm90_smem_bytes(Rows, HeadDim, Stages) <= 227 * 1024, "shared memory: fewer stages");
+
+  extern __shared__ char smem_raw[];
+  // The dynamic base aligned up to a swizzle atom (the launch reserves one atom of slack).
+  char* smem = smem_raw + ((kSwizzleAtomBytes - (smem_addr(smem_raw) & (kSwizzleAtomBytes - 1))) &
+                           (kSwizzleAtomBytes - 1));
+  char* k_tiles = smem;
+  char* q_tile = smem + Stages * KTile::kBytes;
+  const u32 bars = smem_addr(q_tile + QTile::kBytes);
+  auto full = [&](int stage) { return bars + 8 * stage; };
+  auto empty = [&](int stage) { return bars + 8 * (Stages + stage); };
+
+  const SelectParams& p = prm.s;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int unit = p.unit_begin + blockIdx.z;
+  const int batch = unit / p.q_heads, head = unit % p.q_heads, kv_head = head / p.kv_group;
+  const int row0 = blockIdx.y * Rows;
+  const int rows_end = min(row0 + Rows, p.num_pooled);
+  const int key0 = blockIdx.x * p.key_chunk;
+  const int key1 = min(key0 + p.key_chunk, p.seq_len);
+  unsigned long long* mask = p.mask + (i64(unit) - p.mask_unit_origin) * p.num_pooled * p.words;
+
+  // Keys some row of this CTA may select: causal rows see [Pq, i * Pq).
+  const int compute_begin = Causal ? max(key0, Pq) : key0;
+  const int compute_end = Causal ? min(key1, (rows_end - 1) * Pq) : key1;
+  const int word0 = key0 / kStep, word1 = (key1 + kStep - 1) / kStep;
+  const int cw0 = compute_begin / kStep;
+  const int cw1 = compute_end > compute_begin ? (compute_end + kStep - 1) / kStep : cw0;
+
+  // Words no row can select are written as zeros, so the mask is exact everywhere.
+  for (int i = tid; i < (rows_end - row0) * (word1 - word0); i += kThreads) {
+    const int r = i / (word1 - word0), w = word0 + i % (word1 - word0);
+    if (w < cw0 || w >= cw1) mask[i64(row0 + r) * p.words + w] = 0ull;
+  }
+  const int steps = cw1 - cw0;
+  if (steps <= 0) return;
+
+  if (tid == 0) {
+    for (int s = 0; s < Stages; ++s) {
+      mbar_init(full(s), 1);
+      mbar_init(empty(s), kConsumerThreads / 32);  // one arrival per consumer warp
+    }
+    // The copy engine completes transactions on these barriers: their initialization must be
+    // visible to it (the async proxy), not only to the other threads.
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fence_async_shared();
+  }
+  // Pooled rows, times sm_scale and rounded to T (docs/semantics.md §3), into shared memory.
+  const T* qp = static_cast<const T*>(p.qp) + ((i64(unit) - p.qp_unit_origin) * p.num_pooled + row0) * HeadDim;
+  for (int i = tid; i < Rows * QTile::kChunks; i += kThreads) {
+    const int r = i / QTile::kChunks, c = i % QTile::kChunks;
+    vec16 v{0, 0, 0, 0};
+    if (row0 + r < rows_end) {
+      const vec16 raw = load_vec16(qp + i64(r) * HeadDim + c * 8);
+      const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+      u32 o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = pack2<T>(lo_float<T>(w[j]) * p.sm_scale, hi_float<T>(w[j]) * p.sm_scale);
+      v = vec16{o[0], o[1], o[2], o[3]};
+    }
+    *reinterpret_cast<vec16*>(q_tile + QTile::offset(r, c)) = v;
+  }
+  __syncthreads();
+
+  if (tid >= kConsumerThreads) {
+    // Producer: K tile of step j into stage j % Stages, once every consumer warp is done with the
+    // tile that stage held before.
+    if (tid == kConsumerThreads) {
+      for (int j = 0; j < steps; ++j) {
+        const int stage = j % Stages;
+        if (j >= Stages) mbar_wait(empty(stage), (j / Stages - 1) & 1);
+        mbar_arrive_expect_tx(full(stage), KTile::kBytes);
+        const u32 dst = smem_addr(k_tiles + stage * KTile::kBytes);
+#pragma unroll
+        for (int cb = 0; cb < KTile::kColBlocks; ++cb)
+          tma_load_4d(dst + cb * KTile::kBlockBytes, &prm.k, cb * 64, (cw0 + j) * kStep, kv_head, batch, full(stage));
+      }
+    }
+    return;
+  }
+
+  // Consumer warpgroup wg: rows row0 + 64 wg + [0, 64); this thread's two are g and g + 8 of its
+  // warp's 16.
+  const int wg = warp / 4;
+  const int g = lane >> 2, quad = lane & 3;
+  const int row_a = row0 + wg * 64 + (warp % 4) * 16 + g, row_b = row_a + 8;
+  const int lo = Causal ? Pq : 0;
+  const int hi_a = Causal ? min(row_a * Pq, p.seq_len) : p.seq_len;
+  const int hi_b = Causal ? min(row_b * Pq, p.seq_len) : p.seq_len;
+  // The last key any row of this warpgroup may select (causal): past it the warpgroup only
+  // writes zero words.
+  const int wg_rows_end = min(row0 + wg * 64 + 64, rows_end);
+  const int wg_keys_end = Causal ? min(max(wg_rows_end - 1, 0) * Pq, p.seq_len) : p.seq_len;
+  const float gap = p.gap[head];
+
+  u32 a[HeadDim / 16][4];
+  load_a_frags<Rows, HeadDim>(a, q_tile, wg * 64 + (warp % 4) * 16, lane);
+  SelectRule<Bk, Gk> rule;
+  auto k_desc = [&](int stage, int kk) {
+    return sw128_desc(smem_addr(k_tiles + stage * KTile::kBytes) + (kk / 4) * KTile::kBlockBytes + (kk % 4) * 32, 16,
+                      kSwizzleAtomBytes);
+  };
+
+  for (int j = 0; j < steps; ++j) {
+    const int stage = j % Stages;
+    const int word = cw0 + j, key_begin = word * kStep;
+    mbar_wait(full(stage), (j / Stages) & 1);
+    unsigned long long bits_a = 0, bits_b = 0;
+    if (key_begin < wg_keys_end) {
+      float s[32];
+      fence_operands(a);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < HeadDim / 16; ++kk) WgmmaRSK<T, 64>::run(s, a[kk], k_desc(stage, kk), kk > 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operands(s);
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty(stage));
+      if (key_begin + kStep <= p.seq_len) rule.template step<false>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
+      else rule.template step<true>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
+    } else {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty(stage));
+    }
+    // Both rows' words are in every thread of the quad: one thread stores each.
+    if (quad == 0 && row_a < rows_end) mask[i64(row_a) * p.words + word] = bits_a;
+    if (quad == 1 && row_b < rows_end) mask[i64(row_b) * p.words + word] = bits_b;
+    if (p.counts) {
+      int* counts = p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled;
+      if (quad == 0 && row_a < rows_end && bits_a) atomicAdd(counts + row_a, __popcll(bits_a));
+      if (quad == 1 && row_b < rows_end && bits_b) atomicAdd(counts + row_b, __popcll(bits_b));
+    }
+  }
+}
+
+}  // namespace vecattn
