@@ -19,13 +19,15 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 
 # label | bench arguments
-SHAPES=(
+SHAPES_ALL=(
   "128K-causal-pq64|--seq-len 131072 --heads 32 --causal 1 --pq 64"
   "32K-causal-pq64|--seq-len 32768 --heads 32 --causal 1 --pq 64"
   "128K-causal-pq128|--seq-len 131072 --heads 32 --causal 1 --pq 128"
-  "wan2.1-pq64|--seq-len 75600 --heads 40 --causal 0 --pq 64"
-  "hunyuan-pq64|--seq-len 118800 --heads 24 --causal 0 --pq 64"
+  "wan2.1-pq64|--seq-len 75600 --heads 40 --kv-heads 40 --causal 0 --pq 64"
+  "hunyuan-pq64|--seq-len 118800 --heads 24 --kv-heads 24 --causal 0 --pq 64"
 )
+SHAPES=()
+for s in "${SHAPES_ALL[@]}"; do [[ -z "${ONLY:-}" || "${s%%|*}" == *${ONLY}* ]] && SHAPES+=("$s"); done
 CONFIGS=${CONFIGS:-"bq64-w4-s2 bq128-w8-s3 bq128-w8-s4-wgmma bq128-w8-s3-wgmma bq128-w8-s2-wgmma bq64-w4-s4-wgmma"}
 : > "$OUT/select.txt"
 for shape in "${SHAPES[@]}"; do

@@ -1,0 +1,3 @@
+export VECATTN_CACHE_DIR=$(mktemp -d) VECATTN_LOG_LEVEL=warn
+SKIP_TESTS=1 ONLY=pq64 CONFIGS="bq128-w8-s2-wgmma bq128-w8-s3" REPS=5 timeout 200 bash bench/select_check.sh devbin 2>&1 | tail -8
+timeout 300 ncu --kernel-name regex:select_sm90 --launch-skip 2 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy --section LaunchStats devbin/vecattn-bench --input random --select-only --skip-dense --thresholds 0.9 --reps 2 --select-config bq128-w8-s2-wgmma --seq-len 131072 --heads 32 --causal 1 --pq 64 2>&1 | grep -vE "^==PROF==|^# " | grep -E "[A-Za-z]" | head -150
