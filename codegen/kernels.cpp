@@ -160,8 +160,8 @@ std::string why_invalid(const Variant& v) {
       if (c.path == AttnPath::wgmma) {
         // Mirrors the static_asserts of sm90_select.cuh.
         if (!has_wgmma(v.key.arch)) return fmt::format("the wgmma select needs sm_90a, not {}: use mma", v.key.arch);
-        if (c.rows != 64 && c.rows != 128)
-          return fmt::format("wgmma select rows per CTA {} is not supported: use 64 or 128", c.rows);
+        if (c.rows < 64 || c.rows > 192 || c.rows % 64)
+          return fmt::format("wgmma select rows per CTA {} is not supported: use 64, 128 or 192", c.rows);
         if (c.warps != c.rows / 16)
           return fmt::format("wgmma select with {} rows runs {} consumer warps, not {}", c.rows, c.rows / 16, c.warps);
         if (c.stages < 2 || c.stages > 6) return fmt::format("wgmma select stages {} is not supported: use 2..6", c.stages);

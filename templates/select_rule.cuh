@@ -13,6 +13,12 @@
 
 namespace vecattn {
 
+// bits |= bit where x >= thr: a compare into a predicate and a predicated OR (the compiler's own
+// form, a select and an add per score, costs one more ALU instruction on the hot loop).
+__device__ __forceinline__ void or_if_ge(u32& bits, float x, float thr, u32 bit) {
+  asm("{\n .reg .pred p;\n setp.ge.f32 p, %1, %2;\n @p or.b32 %0, %0, %3;\n}\n" : "+r"(bits) : "f"(x), "f"(thr), "r"(bit));
+}
+
 template <int Bk, int Gk> struct SelectRule {
   static constexpr int kStep = kSelectKeysPerStep;
   static constexpr int kGroup = Gk * Bk;
@@ -64,15 +70,15 @@ template <int Bk, int Gk> struct SelectRule {
       for (int n = sub * kNtPerSubtile; n < (sub + 1) * kNtPerSubtile; ++n)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          bool keep_a = s[4 * n + e] >= thr_a, keep_b = s[4 * n + 2 + e] >= thr_b;
+          const u32 bit = 1u << ((n % 4) * 8 + e);
           if constexpr (Checked) {
             const int key = key_begin + n * 8 + quad * 2 + e;
-            keep_a = keep_a && key >= lo && key < hi_a;
-            keep_b = keep_b && key >= lo && key < hi_b;
+            bits[0][n / 4] |= s[4 * n + e] >= thr_a && key >= lo && key < hi_a ? bit : 0u;
+            bits[1][n / 4] |= s[4 * n + 2 + e] >= thr_b && key >= lo && key < hi_b ? bit : 0u;
+          } else {
+            or_if_ge(bits[0][n / 4], s[4 * n + e], thr_a, bit);
+            or_if_ge(bits[1][n / 4], s[4 * n + 2 + e], thr_b, bit);
           }
-          const u32 bit = 1u << ((n % 4) * 8 + e);
-          bits[0][n / 4] |= keep_a ? bit : 0u;
-          bits[1][n / 4] |= keep_b ? bit : 0u;
         }
     }
     // Into place (this thread's keys are 2*quad further), then the quad's disjoint bits together.

@@ -18,16 +18,16 @@
 namespace vecattn {
 
 template <int Pq, int Bk, int Gk, int HeadDim, typename T, int Rows, int Stages, bool Causal>
-__global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
+__global__ void __launch_bounds__(select_sm90_threads(Rows), Rows <= 128 ? 2 : 1)
     select_sm90_kernel(const __grid_constant__ SelectSm90Params prm) {
   using namespace sm90;
   constexpr int kStep = kSelectKeysPerStep;
   constexpr int kConsumers = Rows / 64;
   constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
   constexpr int kThreads = select_sm90_threads(Rows);
-  using QTile = SmemTile<Rows, HeadDim>;           // ldmatrix into the A fragments
+  using QTile = SwizzledTile<Rows, HeadDim>;       // written by the threads, read by wgmma
   using KTile = SwizzledTile<kStep, HeadDim>;      // written by the copy engine, read by wgmma
-  static_assert(Rows == 64 || Rows == 128, "rows per CTA: one or two consumer warpgroups of 64");
+  static_assert(Rows % 64 == 0 && Rows <= 192, "rows per CTA: one to three consumer warpgroups of 64");
   static_assert(!Causal || Pq % kStep == 0, "causal candidates start at Pq, which must be a whole mask word");
   static_assert(Stages >= 2 && Stages <= 6, "2..6 K stages");
   static_assert(select_sm90_smem_bytes(Rows, HeadDim, Stages) <= 227 * 1024, "shared memory: fewer stages");
@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
   }
   // Pooled rows, times sm_scale and rounded to T (docs/semantics.md §3), into shared memory.
   const T* qp = static_cast<const T*>(p.qp) + ((i64(unit) - p.qp_unit_origin) * p.num_pooled + row0) * HeadDim;
-  for (int i = tid; i < Rows * QTile::kChunks; i += kThreads) {
-    const int r = i / QTile::kChunks, c = i % QTile::kChunks;
+  for (int i = tid; i < Rows * QTile::kChunksPerRow; i += kThreads) {
+    const int r = i / QTile::kChunksPerRow, c = i % QTile::kChunksPerRow;
     vec16 v{0, 0, 0, 0};
     if (row0 + r < rows_end) {
       const vec16 raw = load_vec16(qp + i64(r) * HeadDim + c * 8);
@@ -92,6 +92,7 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
     }
     *reinterpret_cast<vec16*>(q_tile + QTile::offset(r, c)) = v;
   }
+  fence_async_shared();  // the rows were stored through the generic proxy; wgmma reads them
   __syncthreads();
 
   if (tid >= kConsumerThreads) {
@@ -119,43 +120,37 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
   const int lo = Causal ? Pq : 0;
   const int hi_a = Causal ? min(row_a * Pq, p.seq_len) : p.seq_len;
   const int hi_b = Causal ? min(row_b * Pq, p.seq_len) : p.seq_len;
-  // The last key any row of this warpgroup may select (causal): past it the warpgroup only
-  // writes zero words.
-  const int wg_rows_end = min(row0 + wg * 64 + 64, rows_end);
-  const int wg_keys_end = Causal ? min(max(wg_rows_end - 1, 0) * Pq, p.seq_len) : p.seq_len;
   const float gap = p.gap[head];
+  // Causal rows end at their own i * Pq, so the warpgroup of the CTA's first 64 rows runs out of
+  // candidates before the CTA does: past its last word it only writes zeros.
+  const int wg_rows_end = min(row0 + wg * 64 + 64, rows_end);
+  const int wg_keys_end = min(max(wg_rows_end - 1, 0) * Pq, p.seq_len);
+  const int wg_steps = Causal ? min(steps, max(0, (wg_keys_end + kStep - 1) / kStep - cw0)) : steps;
 
-  u32 a[HeadDim / 16][4];
-  load_a_frags<Rows, HeadDim>(a, q_tile, wg * 64 + (warp % 4) * 16, lane);
-  SelectRule<Bk, Gk> rule;
+  const u32 q_base = smem_addr(q_tile) + wg * 64 * kRowBytes;
+  auto q_desc = [&](int kk) {
+    return sw128_desc(q_base + (kk / 4) * QTile::kBlockBytes + (kk % 4) * 32, 16, kSwizzleAtomBytes);
+  };
   auto k_desc = [&](int stage, int kk) {
     return sw128_desc(smem_addr(k_tiles + stage * KTile::kBytes) + (kk / 4) * KTile::kBlockBytes + (kk % 4) * 32, 16,
                       kSwizzleAtomBytes);
   };
-
-  for (int j = 0; j < steps; ++j) {
+  // Scores of step j into s, once its K tile has landed (asynchronous: wgmma_wait before reading s).
+  auto issue = [&](float (&s)[32], int j) {
     const int stage = j % Stages;
-    const int word = cw0 + j, key_begin = word * kStep;
     mbar_wait(full(stage), (j / Stages) & 1);
-    unsigned long long bits_a = 0, bits_b = 0;
-    if (key_begin < wg_keys_end) {
-      float s[32];
-      fence_operands(a);
-      wgmma_fence();
+    fence_operands(s);
+    wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < HeadDim / 16; ++kk) WgmmaRSK<T, 64>::run(s, a[kk], k_desc(stage, kk), kk > 0);
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operands(s);
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty(stage));
-      if (key_begin + kStep <= p.seq_len) rule.template step<false>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
-      else rule.template step<true>(s, key_begin, gap, lo, hi_a, hi_b, bits_a, bits_b);
-    } else {
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty(stage));
-    }
-    // Both rows' words are in every thread of the quad: one thread stores each.
+    for (int kk = 0; kk < HeadDim / 16; ++kk) WgmmaSS<T, 64>::run(s, q_desc(kk), k_desc(stage, kk), kk > 0);
+    wgmma_commit();
+  };
+  auto release = [&](int j) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty(j % Stages));
+  };
+  // Both rows' words are in every thread of the quad: one thread stores each.
+  auto store = [&](int word, unsigned long long bits_a, unsigned long long bits_b) {
     if (quad == 0 && row_a < rows_end) mask[i64(row_a) * p.words + word] = bits_a;
     if (quad == 1 && row_b < rows_end) mask[i64(row_b) * p.words + word] = bits_b;
     if (p.counts) {
@@ -163,6 +158,58 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), 2)
       if (quad == 0 && row_a < rows_end && bits_a) atomicAdd(counts + row_a, __popcll(bits_a));
       if (quad == 1 && row_b < rows_end && bits_b) atomicAdd(counts + row_b, __popcll(bits_b));
     }
+  };
+  SelectRule<Bk, Gk> rule;
+  // The rule on step j's scores (Crossing: the last word, when S is not a multiple of 64), stored.
+  auto finish = [&](const float (&s)[32], int j, bool crossing) {
+    const int word = cw0 + j;
+    unsigned long long bits_a, bits_b;
+    if (crossing) rule.template step<true>(s, word * kStep, gap, lo, hi_a, hi_b, bits_a, bits_b);
+    else rule.template step<false>(s, word * kStep, gap, lo, hi_a, hi_b, bits_a, bits_b);
+    store(word, bits_a, bits_b);
+  };
+  constexpr bool Whole = false, Crossing = true;
+  // The pipelined loop runs whole words only: reading one accumulator in a branch while the
+  // other's MMAs are in flight makes the compiler serialize every wgmma. A crossing word comes
+  // last, alone.
+  const bool crossing_last = p.seq_len % kStep != 0 && cw0 + wg_steps - 1 == (p.seq_len - 1) / kStep;
+  const int whole_steps = crossing_last ? wg_steps - 1 : wg_steps;
+
+  // Two accumulators: step j + 1's MMAs run while step j's rule does (the MMAs are asynchronous,
+  // the rule is ALU work), so a warpgroup keeps the tensor cores and its ALUs busy at once.
+  // Steps in pairs: the second step's MMAs run while the first's rule does. Nothing stays in
+  // flight across the loop's back edge (the compiler would serialize every wgmma otherwise).
+  float s0[32], s1[32];
+  for (int j = 0; j + 1 < whole_steps; j += 2) {
+    issue(s0, j);
+    issue(s1, j + 1);
+    wgmma_wait<1>();
+    fence_operands(s0);
+    release(j);
+    finish(s0, j, Whole);
+    wgmma_wait<0>();
+    fence_operands(s1);
+    release(j + 1);
+    finish(s1, j + 1, Whole);
+  }
+  if (whole_steps % 2) {
+    issue(s0, whole_steps - 1);
+    wgmma_wait<0>();
+    fence_operands(s0);
+    release(whole_steps - 1);
+    finish(s0, whole_steps - 1, Whole);
+  }
+  if (crossing_last) {
+    issue(s0, whole_steps);
+    wgmma_wait<0>();
+    fence_operands(s0);
+    release(whole_steps);
+    finish(s0, whole_steps, Crossing);
+  }
+  for (int j = wg_steps; j < steps; ++j) {
+    mbar_wait(full(j % Stages), (j / Stages) & 1);  // the stage's phase must complete before reuse
+    release(j);
+    store(cw0 + j, 0ull, 0ull);
   }
 }
 

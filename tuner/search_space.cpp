@@ -27,8 +27,8 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
   }
   // Hopper: rows per CTA x stages of the wgmma select (those that fit).
   if (key.kernel == KernelKind::select)
-    for (int rows : {64, 128})
-      for (int stages : {2, 3, 4, 6}) raw.push_back(TileConfig{rows, rows / 16, stages, AttnPath::wgmma});
+    for (int rows : {64, 128, 192})
+      for (int stages : {2, 3, 4}) raw.push_back(TileConfig{rows, rows / 16, stages, AttnPath::wgmma});
   // Hopper: keys per tile x stages of the warp-specialized wgmma kernel (those that fit).
   if (key.kernel == KernelKind::sparse_attn || key.kernel == KernelKind::dense_attn)
     for (int bn : {64, 128})
