@@ -188,8 +188,10 @@ class SelectStage {
     launch(pool, Dim3{unsigned(plan.pooled), unsigned(n)}, Dim3{unsigned(pool.variant.config.warps * 32)}, 0, s, pp);
   }
 
+  // exact: every word of the mask is written (Runtime::select); otherwise words no row can
+  // select stay unwritten (the attention kernel never reads them).
   void select_units(int64_t u0, int64_t n, const void* pooled, unsigned long long* mask, int64_t mask_origin,
-                    int* counts, CUstream s) {
+                    int* counts, bool exact, CUstream s) {
     const int key_chunk = std::max(plan.gk * plan.bk, kSelectMinKeysPerCta);
     SelectParams sp{};
     sp.qp = pooled;
@@ -206,6 +208,7 @@ class SelectStage {
     sp.num_pooled = int(plan.pooled);
     sp.words = int(plan.words);
     sp.key_chunk = key_chunk;
+    sp.exact_mask = exact ? 1 : 0;
     sp.sm_scale = sm_scale(plan.head_dim);
     for (int64_t h = 0; h < plan.q_heads; ++h) sp.gap[h] = plan.gaps[size_t(h)];
     const Dim3 grid{ceil_div(plan.seq_len, key_chunk), ceil_div(plan.pooled, sel->variant.config.rows), unsigned(n)};
@@ -284,7 +287,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     if (stats)
       drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(buf.counts), 0, size_t(n * plan.pooled * 4), s),
                 "cuMemsetD8Async");
-    stage.select_units(u0, n, buf.pooled, buf.mask, u0, stats ? buf.counts : nullptr, s);
+    stage.select_units(u0, n, buf.pooled, buf.mask, u0, stats ? buf.counts : nullptr, false, s);
     timer.mark(s);
 
     AttnParams ap = attn_params(q, k, v, out, kv_group);
@@ -369,7 +372,7 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
   for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
     const int64_t n = std::min(chunk, plan.units() - u0);
     stage.pool_units(u0, n, ws.data, s);
-    stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, nullptr, s);
+    stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, nullptr, true, s);
   }
 }
 

@@ -47,6 +47,9 @@ struct SelectParams {
   int unit_begin, q_heads, kv_group;              // kv head = h / kv_group
   int seq_len, num_pooled, words;
   int key_chunk;                                  // a multiple of max(Gk * Bk, 64)
+  // 1: words no row can select are written as zeros (the mask users read). 0: they are left
+  // unwritten, for the attention kernel, which reads a causal row's candidate words only.
+  int exact_mask;
   float sm_scale;
   float gap[kMaxQHeads];                          // -ln(threshold) per q head
 };

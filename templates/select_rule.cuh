@@ -19,6 +19,16 @@ __device__ __forceinline__ void or_if_ge(u32& bits, float x, float thr, u32 bit)
   asm("{\n .reg .pred p;\n setp.ge.f32 p, %1, %2;\n @p or.b32 %0, %0, %3;\n}\n" : "+r"(bits) : "f"(x), "f"(thr), "r"(bit));
 }
 
+// Zeros into the words [word0, word1) of rows [row0, row_end) that lie outside the computed words
+// [cw0, cw1): a warp per row, a lane per word (coalesced, no division).
+__device__ __forceinline__ void zero_unreachable_words(unsigned long long* mask, int words, int row0, int row_end,
+                                                       int word0, int word1, int cw0, int cw1, int threads) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  for (int r = row0 + warp; r < row_end; r += threads / 32)
+    for (int w = word0 + lane; w < word1; w += 32)
+      if (w < cw0 || w >= cw1) mask[i64(r) * words + w] = 0ull;
+}
+
 template <int Bk, int Gk> struct SelectRule {
   static constexpr int kStep = kSelectKeysPerStep;
   static constexpr int kGroup = Gk * Bk;

@@ -59,11 +59,7 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), Rows <= 128 ? 2 : 1
   const int cw0 = compute_begin / kStep;
   const int cw1 = compute_end > compute_begin ? (compute_end + kStep - 1) / kStep : cw0;
 
-  // Words no row can select are written as zeros, so the mask is exact everywhere.
-  for (int i = tid; i < (rows_end - row0) * (word1 - word0); i += kThreads) {
-    const int r = i / (word1 - word0), w = word0 + i % (word1 - word0);
-    if (w < cw0 || w >= cw1) mask[i64(row0 + r) * p.words + w] = 0ull;
-  }
+  if (p.exact_mask) zero_unreachable_words(mask, p.words, row0, rows_end, word0, word1, cw0, cw1, kThreads);
   const int steps = cw1 - cw0;
   if (steps <= 0) return;
 
