@@ -41,6 +41,7 @@ struct Args {
   std::vector<int> pq, bk, gk, head_dim;
   std::vector<std::string> dtype;
   std::vector<int> causal;
+  std::vector<std::string> kernels;
   std::string devices = "0";
   std::string arch;
   std::string cubin_dir;
@@ -72,6 +73,10 @@ tuner::KeyGrid grid_from(const Args& a) {
   if (!a.dtype.empty()) {
     g.dtype.clear();
     for (const auto& t : a.dtype) g.dtype.push_back(parse_dtype(t));
+  }
+  if (!a.kernels.empty()) {
+    g.kernels.clear();
+    for (const auto& k : a.kernels) g.kernels.push_back(parse_kernel(k));
   }
   if (!a.causal.empty()) {
     g.causal.clear();
@@ -347,6 +352,9 @@ int main(int argc, char** argv) {
   app.add_option("--head-dim", a.head_dim, "head dims (64,128)")->delimiter(',');
   app.add_option("--dtype", a.dtype, "bf16,fp16")->check(CLI::IsMember({"bf16", "fp16"}))->delimiter(',');
   app.add_option("--causal", a.causal, "1, 0 or 1,0")->check(CLI::Range(0, 1))->delimiter(',');
+  app.add_option("--kernel", a.kernels, "kernels to tune (pool,select,sparse_attn,dense_attn; default all)")
+      ->check(CLI::IsMember({"pool", "select", "sparse_attn", "dense_attn"}))
+      ->delimiter(',');
   app.add_option("--device", a.devices, "GPU ordinals (0,1) or all: one worker per GPU, one shared database");
   app.add_option("--arch", a.arch, "without a GPU: compile every candidate for this arch (sm_80, sm_90a) into the cache");
   app.add_option("--db", a.db, "cache database (default: $VECATTN_CACHE_DIR or $XDG_CACHE_HOME/vecattn/vecattn.sqlite)");

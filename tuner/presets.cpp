@@ -20,7 +20,8 @@ KeyGrid preset(const std::string& name) {
 std::vector<KernelKey> grid_keys(const KeyGrid& g, const std::string& arch) {
   std::vector<KernelKey> keys;
   auto add = [&](const KernelKey& k) {
-    if (why_invalid(k).empty() && std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    const bool wanted = std::find(g.kernels.begin(), g.kernels.end(), k.kernel) != g.kernels.end();
+    if (wanted && why_invalid(k).empty() && std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   };
   for (DType t : g.dtype)
     for (int d : g.head_dim) {

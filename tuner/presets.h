@@ -14,6 +14,7 @@ struct KeyGrid {
   std::vector<int> head_dim{128};
   std::vector<DType> dtype{DType::bf16, DType::fp16};
   std::vector<bool> causal{true};
+  std::vector<KernelKind> kernels{KernelKind::pool, KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn};
 };
 
 // Throws Error(invalid_argument) for an unknown name.
