@@ -33,3 +33,8 @@ timeout 150 $B --seq-len 118800 --heads 24 --kv-heads 24 --causal 0 --thresholds
 echo "== mma.sync path (what sm_80 runs), causal 32K"
 VECATTN_ATTENTION_PATH=mma timeout 100 $BIN/vecattn-bench --input random --reps 7 --recall-rows 0 --seq-len 32768 \
   --thresholds 0.8,0.9 2>&1 | grep -Ev "$F"
+echo "== select alone (Runtime::select: pool + select, every mask word written), t=0.9"
+for a in "--seq-len 32768,131072 --heads 32 --causal 1 --pq 64" "--seq-len 131072 --heads 32 --causal 1 --pq 128" \
+         "--seq-len 75600 --heads 40 --kv-heads 40 --causal 0 --pq 64" "--seq-len 118800 --heads 24 --kv-heads 24 --causal 0 --pq 64"; do
+  timeout 100 $BIN/vecattn-bench --input random --select-only --skip-dense --thresholds 0.9 --reps 10 $a 2>&1 | grep -E "^# select|rror"
+done
