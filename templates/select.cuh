@@ -92,6 +92,7 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
   const int hi_a = Causal ? min(row_a * Pq, p.seq_len) : p.seq_len;
   const int hi_b = Causal ? min(row_b * Pq, p.seq_len) : p.seq_len;
   SelectRule<Bk, Gk> rule;
+  int kept_a = 0, kept_b = 0;
 
   for (int step = 0; step < steps; ++step) {
     cp_async_wait<Stages - 2>();
@@ -120,12 +121,15 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
     if (tig == 0) {
       if (row_a < row0 + rows_here) mask[i64(row_a) * p.words + word] = bits_a;
       if (row_b < row0 + rows_here) mask[i64(row_b) * p.words + word] = bits_b;
-      if (p.counts) {
-        int* counts = p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled;
-        if (row_a < row0 + rows_here && bits_a) atomicAdd(counts + row_a, __popcll(bits_a));
-        if (row_b < row0 + rows_here && bits_b) atomicAdd(counts + row_b, __popcll(bits_b));
-      }
+      kept_a += __popcll(bits_a);
+      kept_b += __popcll(bits_b);
     }
+  }
+  // Kept keys per row (statistics): one atomic per row and CTA, not per word.
+  if (p.counts && tig == 0) {
+    int* counts = p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled;
+    if (row_a < row0 + rows_here && kept_a) atomicAdd(counts + row_a, kept_a);
+    if (row_b < row0 + rows_here && kept_b) atomicAdd(counts + row_b, kept_b);
   }
   cp_async_wait<0>();
 }

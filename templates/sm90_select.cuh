@@ -146,14 +146,11 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), Rows <= 128 ? 2 : 1
     if (lane == 0) mbar_arrive(empty(j % Stages));
   };
   // Both rows' words are in every thread of the quad: one thread stores each.
+  int kept = 0;  // keys kept of this thread's stored row (quad 0: row a, quad 1: row b)
   auto store = [&](int word, unsigned long long bits_a, unsigned long long bits_b) {
     if (quad == 0 && row_a < rows_end) mask[i64(row_a) * p.words + word] = bits_a;
     if (quad == 1 && row_b < rows_end) mask[i64(row_b) * p.words + word] = bits_b;
-    if (p.counts) {
-      int* counts = p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled;
-      if (quad == 0 && row_a < rows_end && bits_a) atomicAdd(counts + row_a, __popcll(bits_a));
-      if (quad == 1 && row_b < rows_end && bits_b) atomicAdd(counts + row_b, __popcll(bits_b));
-    }
+    kept += __popcll(quad == 0 ? bits_a : bits_b);
   };
   SelectRule<Bk, Gk> rule;
   // The rule on step j's scores (Crossing: the last word, when S is not a multiple of 64), stored.
@@ -206,6 +203,11 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), Rows <= 128 ? 2 : 1
     mbar_wait(full(j % Stages), (j / Stages) & 1);  // the stage's phase must complete before reuse
     release(j);
     store(cw0 + j, 0ull, 0ull);
+  }
+  // Kept keys per row (statistics): one atomic per row and CTA, not per word.
+  if (p.counts && quad < 2) {
+    const int row = quad == 0 ? row_a : row_b;
+    if (row < rows_end && kept) atomicAdd(p.counts + (i64(unit) - p.mask_unit_origin) * p.num_pooled + row, kept);
   }
 }
 
