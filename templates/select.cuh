@@ -56,12 +56,7 @@ __global__ void __launch_bounds__(Rows / 16 * 32) select_kernel(const __grid_con
     const int r = i / QTile::kChunks, c = i % QTile::kChunks;
     vec16 v{0, 0, 0, 0};
     if (r < rows_here) {
-      const vec16 raw = load_vec16(qp + i64(r) * HeadDim + c * 8);
-      const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
-      u32 o[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[j] = pack2<T>(lo_float<T>(w[j]) * p.sm_scale, hi_float<T>(w[j]) * p.sm_scale);
-      v = vec16{o[0], o[1], o[2], o[3]};
+      v = scaled_chunk<T>(load_vec16(qp + i64(r) * HeadDim + c * 8), p.sm_scale);
     }
     *reinterpret_cast<vec16*>(q_tile + QTile::offset(r, c)) = v;
   }

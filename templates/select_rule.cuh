@@ -10,8 +10,19 @@
 // threshold per selection tile; key bounds are tested per key only on a word that crosses one.
 #include "common.cuh"
 #include "params.h"
+#include "tile.cuh"
 
 namespace vecattn {
+
+// A 16-byte chunk of a pooled row times sm_scale, rounded back to T: the query side of every
+// score (docs/semantics.md §3).
+template <typename T> __device__ __forceinline__ vec16 scaled_chunk(const vec16& raw, float scale) {
+  const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+  u32 o[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) o[j] = pack2<T>(lo_float<T>(w[j]) * scale, hi_float<T>(w[j]) * scale);
+  return vec16{o[0], o[1], o[2], o[3]};
+}
 
 // bits |= bit where x >= thr: a compare into a predicate and a predicated OR (the compiler's own
 // form, a select and an add per score, costs one more ALU instruction on the hot loop).

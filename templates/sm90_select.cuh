@@ -1,15 +1,16 @@
 #pragma once
 // TilingSelect on Hopper (docs/semantics.md §3-§4): the rule and the mask of select.cuh, with the
 // scores on warpgroup MMAs.
-//   warpgroups 0 .. Rows/64 - 1  consumers: 64 pooled rows each, held in registers (the A
-//                                operand), times each 64-key K tile in shared memory (wgmma), then
-//                                the MinP rule (select_rule.cuh) and one mask word per row
-//   the last warp                 producer: one thread brings K tiles into a ring of stages with
+//   warpgroups 0 .. Rows/64 - 1  consumers: 64 pooled rows each (scaled once into shared memory),
+//                                times each 64-key K tile (wgmma, both operands in shared memory),
+//                                then the MinP rule (select_rule.cuh) and one mask word per row
+//   the last warp                producer: one thread brings K tiles into a ring of stages with
 //                                the copy engine (keys are contiguous: one box per 64 columns)
-// Why this shape: with mma.sync every warp read the whole K tile from shared memory for its 16 rows
-// (16 FLOP per byte, the shared-memory port was as busy as the tensor cores); a warpgroup MMA reads
-// it once for 64 rows. Q in registers keeps wgmma's shared-memory reads to K alone. Two CTAs per SM
-// (four consumer warpgroups) let one warpgroup's epilogue run while the others' MMAs do.
+// Why this shape: with mma.sync every warp read the whole K tile from shared memory for its 16
+// rows (16 FLOP per byte: the shared-memory port was as busy as the tensor cores); a warpgroup MMA
+// reads it once for 64 rows. The rule is ALU work, the MMAs are asynchronous: a consumer issues two
+// steps' MMAs and runs the first step's rule while the second's run, and two CTAs per SM (four
+// consumer warpgroups) fill the rest.
 #include "params.h"
 #include "select_rule.cuh"
 #include "sm90_wgmma.cuh"
@@ -79,12 +80,7 @@ __global__ void __launch_bounds__(select_sm90_threads(Rows), Rows <= 128 ? 2 : 1
     const int r = i / QTile::kChunksPerRow, c = i % QTile::kChunksPerRow;
     vec16 v{0, 0, 0, 0};
     if (row0 + r < rows_end) {
-      const vec16 raw = load_vec16(qp + i64(r) * HeadDim + c * 8);
-      const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
-      u32 o[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[j] = pack2<T>(lo_float<T>(w[j]) * p.sm_scale, hi_float<T>(w[j]) * p.sm_scale);
-      v = vec16{o[0], o[1], o[2], o[3]};
+      v = scaled_chunk<T>(load_vec16(qp + i64(r) * HeadDim + c * 8), p.sm_scale);
     }
     *reinterpret_cast<vec16*>(q_tile + QTile::offset(r, c)) = v;
   }
