@@ -13,7 +13,7 @@
 
 #include "codegen/error.h"
 #include "runtime/prefill_plan.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 // A C caller switches on these values, and the C++ side converts by value: they must not drift.
 static_assert(VECATTN_OK == int(vecattn::Status::ok));

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 namespace vecattn {
 

@@ -10,7 +10,7 @@
 #include "runtime/device.h"
 #include "runtime/module_cache.h"
 #include "runtime/stream_workspace.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 namespace vecattn {
 

@@ -19,7 +19,7 @@
 #include "codegen/error.h"
 #include "runtime/prefill_plan.h"
 #include "runtime/vecattn.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "temp_dir.h"
 
 using namespace vecattn;

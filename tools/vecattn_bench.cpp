@@ -17,7 +17,7 @@
 #include "codegen/error.h"
 #include "codegen/host_dtype.h"
 #include "runtime/driver.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "tools/bench_report.h"
 #include "tools/npy.h"
 #include "tuner/synthetic.h"

@@ -24,7 +24,7 @@
 #include "runtime/cubin_cache.h"
 #include "runtime/device.h"
 #include "runtime/driver.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "tuner/presets.h"
 #include "tuner/search_space.h"
 #include "tuner/tuner.h"

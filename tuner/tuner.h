@@ -12,7 +12,7 @@
 #include "cache/tuned.h"
 #include "codegen/key.h"
 #include "runtime/device.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "tuner/synthetic.h"
 
 namespace vecattn::tuner {

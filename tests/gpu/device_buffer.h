@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "runtime/driver.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 namespace vecattn::test {
 

@@ -10,7 +10,7 @@
 #include "gpu/device_buffer.h"
 #include "reference/dtype.h"
 #include "runtime/vecattn.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 using namespace vecattn;
 

@@ -5,7 +5,7 @@
 #include "cache/database.h"
 #include "codegen/compiler.h"
 #include "codegen/nvrtc.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "temp_dir.h"
 
 using namespace vecattn;

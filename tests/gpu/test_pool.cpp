@@ -8,7 +8,7 @@
 #include "gpu/device_buffer.h"
 #include "reference/dtype.h"
 #include "reference/pool_ref.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 
 using namespace vecattn;
 

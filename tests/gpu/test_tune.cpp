@@ -8,7 +8,7 @@
 #include "gpu/device_buffer.h"
 #include "codegen/kernels.h"
 #include "codegen/nvrtc.h"
-#include "runtime/vecattn.hpp"
+#include "runtime/runtime.h"
 #include "temp_dir.h"
 #include "tuner/search_space.h"
 #include "tuner/tuner.h"

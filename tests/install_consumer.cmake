@@ -1,0 +1,30 @@
+# ctest: installs this build into a temporary prefix, builds examples/ against it with
+# find_package(vecattn), and runs both programs (without a GPU each must say so and exit 0).
+# -DBUILD=<build dir> -DSOURCE=<source dir> -DWORK=<scratch dir>
+file(REMOVE_RECURSE ${WORK})
+set(prefix ${WORK}/prefix)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix})
+foreach(f include/vecattn/vecattn.h include/vecattn/vecattn.hpp lib/cmake/vecattn/vecattnConfig.cmake
+          lib/cmake/vecattn/vecattnConfigVersion.cmake)
+  if(NOT EXISTS ${prefix}/${f})
+    message(FATAL_ERROR "the install has no ${f}")
+  endif()
+endforeach()
+# Relocatable: the consumer sees the prefix only after it has been moved.
+file(RENAME ${prefix} ${WORK}/moved)
+run(${CMAKE_COMMAND} -S ${SOURCE}/examples -B ${WORK}/build -DCMAKE_PREFIX_PATH=${WORK}/moved -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${WORK}/build)
+foreach(program prefill_c prefill_cpp)
+  run(${WORK}/build/${program})
+  message(STATUS "${program}: ${last_output}")
+  if(NOT last_output MATCHES "no GPU here|prefill S=")
+    message(FATAL_ERROR "${program} printed neither a result nor that there is no GPU:\n${last_output}")
+  endif()
+endforeach()
