@@ -1,8 +1,13 @@
 #include "runtime/cubin_cache.h"
 
+#include <dlfcn.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "codegen/log.h"
 #include "codegen/nvrtc.h"
@@ -12,25 +17,70 @@ namespace vecattn {
 const char* origin_name(CubinOrigin o) {
   switch (o) {
     case CubinOrigin::memory: return "memory";
+    case CubinOrigin::bundle: return "bundle";
     case CubinOrigin::database: return "database";
     case CubinOrigin::compiled: return "compiled";
   }
   return "?";
 }
 
-CubinCache::CubinCache(std::shared_ptr<cache::Database> db) : db_(std::move(db)) {}
+CubinCache::CubinCache(std::shared_ptr<cache::Database> db, std::shared_ptr<cache::Database> bundle, bool compile)
+    : db_(std::move(db)), bundle_(std::move(bundle)), compile_(compile) {}
+
+namespace {
+
+bool is_file(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The directory of the object this code was loaded from: libvecattn.so, or an executable that
+// links the runtime statically.
+std::string own_directory() {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void*>(&own_directory), &info) || !info.dli_fname) return {};
+  std::string path = info.dli_fname;
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+}  // namespace
+
+std::string CubinCache::bundle_path() {
+  if (const char* env = std::getenv("VECATTN_KERNEL_BUNDLE")) return env;
+  const std::string dir = own_directory();
+  if (dir.empty()) return {};
+  for (const std::string& candidate : {dir + "/" + kKernelBundleFile, dir + "/../lib/" + kKernelBundleFile})
+    if (is_file(candidate)) return candidate;
+  return {};
+}
 
 CubinCache& CubinCache::shared() {
-  static CubinCache instance([]() -> std::shared_ptr<cache::Database> {
-    const std::string path = cache::default_database_path();
-    try {
-      return cache::Database::open(path);
-    } catch (const Error& e) {
-      log::warn("{}; compiled kernels will not persist across processes", e.what());
-      return nullptr;
-    }
-  }());
+  static CubinCache instance(
+      []() -> std::shared_ptr<cache::Database> {
+        const std::string path = cache::default_database_path();
+        try {
+          return cache::Database::open(path);
+        } catch (const Error& e) {
+          log::warn("{}; compiled kernels will not persist across processes", e.what());
+          return nullptr;
+        }
+      }(),
+      open_bundle());
   return instance;
+}
+
+std::shared_ptr<cache::Database> CubinCache::open_bundle() {
+  const std::string path = bundle_path();
+  if (path.empty()) return nullptr;
+  try {
+    auto bundle = cache::Database::open(path, cache::Database::Access::read_only);
+    log::info("kernel bundle {}", path);
+    return bundle;
+  } catch (const Error& e) {
+    log::warn("{}; not using the kernel bundle", e.what());
+    return nullptr;
+  }
 }
 
 std::shared_ptr<const CompiledKernel> CubinCache::produce(const Variant& v, bool skip_database, CubinOrigin* origin) {
@@ -41,6 +91,38 @@ std::shared_ptr<const CompiledKernel> CubinCache::produce(const Variant& v, bool
   try {
     nvrtc_version = Nvrtc::get().version();
   } catch (const Error&) {
+  }
+
+  // The bundle: any NVRTC's build of this very source, options and arch (the fingerprint), from
+  // this library version; a row that fails its checksum or comes from another version is skipped.
+  if (bundle_ && !skip_database) {
+    try {
+      cache::CubinRow row;
+      const cache::Found found = bundle_->get_cubin(name, plan.fingerprint, "", &row);
+      if (found == cache::Found::hit && row.library_version == library_version()) {
+        ++stats_.bundle_hits;
+        *origin = CubinOrigin::bundle;
+        auto k = std::make_shared<CompiledKernel>();
+        k->variant = v;
+        k->fingerprint = row.fingerprint;
+        k->nvrtc_version = row.nvrtc_version;
+        k->lowered_name = row.lowered_name;
+        k->cubin = std::move(row.cubin);
+        k->seconds = row.compile_seconds;
+        return k;
+      }
+      if (found == cache::Found::hit)
+        log::warn("the kernel bundle {} holds {} from library {}, not {}; not using it", bundle_->path(), name,
+                  row.library_version, library_version());
+      if (found == cache::Found::corrupt) {
+        ++stats_.corrupt_rows;
+        log::warn("the kernel bundle's cubin of {} in {} is corrupt (size or checksum mismatch); not using it", name,
+                  bundle_->path());
+      }
+    } catch (const Error& e) {
+      ++stats_.database_errors;
+      log::warn("{}; looking further for {}", e.what(), name);
+    }
   }
 
   if (db_ && !skip_database) {
@@ -71,8 +153,19 @@ std::shared_ptr<const CompiledKernel> CubinCache::produce(const Variant& v, bool
     }
   }
 
+  const std::string bundle_note =
+      bundle_ ? fmt::format("is not in the kernel bundle {}", bundle_->path())
+              : fmt::format("has no kernel bundle to come from (none found; build with -DVECATTN_AOT_ARCHS or set "
+                            "VECATTN_KERNEL_BUNDLE)");
+  if (!compile_) throw Error(Status::nvrtc_unavailable, fmt::format("{} {} and compiling is off", name, bundle_note), {}, name);
   log::info("compiling {} with NVRTC", name);
-  auto k = std::make_shared<CompiledKernel>(compile(plan));
+  std::shared_ptr<CompiledKernel> k;
+  try {
+    k = std::make_shared<CompiledKernel>(compile(plan));
+  } catch (const Error& e) {
+    if (e.status() != Status::nvrtc_unavailable) throw;
+    throw Error(Status::nvrtc_unavailable, fmt::format("{}: {} {}", e.what(), name, bundle_note), e.detail(), name);
+  }
   ++stats_.compiles;
   *origin = CubinOrigin::compiled;
   log::debug("compiled {} in {:.2f} s ({} bytes)", name, k->seconds, k->cubin.size());

@@ -41,7 +41,7 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
     } catch (const Error& e) {
       log::warn("{}; compiled kernels will not persist", e.what());
     }
-    impl_->own_cubins = std::make_unique<CubinCache>(std::move(db));
+    impl_->own_cubins = std::make_unique<CubinCache>(std::move(db), CubinCache::open_bundle());
   }
   impl_->cubins = impl_->own_cubins ? impl_->own_cubins.get() : &CubinCache::shared();
   impl_->modules = std::make_unique<ModuleCache>(impl_->context, *impl_->cubins);

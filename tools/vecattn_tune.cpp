@@ -47,6 +47,8 @@ struct Args {
   std::string cubin_dir;
   std::string db;
   std::string export_path, import_path;
+  std::string aot_bundle;
+  std::vector<std::string> aot_archs;
   int64_t seq_len = 32768;
   int64_t heads = 16;
   double strong_fraction = 0.02;
@@ -168,6 +170,47 @@ int do_export(const Args& a, const std::string& arch) {
 }
 
 // Offline: every candidate variant of the keys, compiled into the cache for `arch`.
+// The kernel bundle: every shipped variant of each arch compiled offline into one read-only
+// SQLite file (the cubin cache's schema: variant, fingerprint, NVRTC and library version,
+// checksum). Written beside, then renamed over the target, so a failed build leaves no bundle.
+int do_bundle(const Args& a) {
+  if (a.aot_archs.empty()) throw Error(Status::invalid_argument, "--aot-bundle needs --aot-archs (e.g. sm_90a,sm_80)");
+  const std::string tmp = a.aot_bundle + ".partial";
+  std::filesystem::remove(tmp);
+  std::filesystem::remove(tmp + "-wal");
+  std::filesystem::remove(tmp + "-shm");
+  int failed = 0;
+  {
+    auto db = std::shared_ptr<cache::Database>(cache::Database::open(tmp));
+    CubinCache cubins(db);
+    for (const auto& arch_text : a.aot_archs) {
+      const std::string arch = parse_arch(arch_text);
+      const std::vector<Variant> variants = tuner::shipped_variants(arch);
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto outcomes = cubins.get_many(variants, a.threads);
+      size_t bytes = 0;
+      for (size_t i = 0; i < variants.size(); ++i) {
+        if (outcomes[i].error) {
+          ++failed;
+          std::fprintf(stderr, "%s: %s\n", variants[i].str().c_str(), outcomes[i].error->what());
+        } else {
+          bytes += outcomes[i].result.kernel->cubin.size();
+        }
+      }
+      std::printf("kernel bundle %s: %zu variants in %.1f s, %.1f MiB of cubins (NVRTC %s)\n", arch.c_str(),
+                  variants.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                  double(bytes) / (1 << 20), Nvrtc::get().version().c_str());
+    }
+  }
+  if (failed) {
+    std::fprintf(stderr, "vecattn-tune: %d variants failed; no bundle written\n", failed);
+    return kExitError;
+  }
+  std::filesystem::rename(tmp, a.aot_bundle);
+  std::printf("wrote %s (%.1f MiB)\n", a.aot_bundle.c_str(), double(std::filesystem::file_size(a.aot_bundle)) / (1 << 20));
+  return 0;
+}
+
 int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::string& arch) {
   std::vector<Variant> variants;
   for (const auto& k : keys)
@@ -312,6 +355,7 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
 
 int run(const Args& a) {
   if (!a.import_path.empty()) return do_import(a);
+  if (!a.aot_bundle.empty()) return do_bundle(a);
 
   std::string arch = a.arch.empty() ? "" : parse_arch(a.arch);
   std::string why;
@@ -374,6 +418,9 @@ int main(int argc, char** argv) {
   app.add_option("--cubin-dir", a.cubin_dir, "with --arch: also write each compiled cubin to this folder");
   app.add_option("--export", a.export_path, "write the tuned configs of the arch to this pretuned file");
   app.add_option("--import", a.import_path, "read a pretuned file into the database");
+  app.add_option("--aot-bundle", a.aot_bundle,
+                 "without a GPU: compile every shipped kernel variant of --aot-archs into this kernel bundle file");
+  app.add_option("--aot-archs", a.aot_archs, "archs of the kernel bundle (sm_90a,sm_80)")->delimiter(',');
   app.add_flag("--json", a.json, "print the results as JSON instead of a table");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "codegen/error.h"
 #include "codegen/kernels.h"
+#include "runtime/pretuned.h"
 
 namespace vecattn::tuner {
 
@@ -41,6 +43,26 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
 std::vector<Variant> all_variants(const std::string& arch) {
   std::vector<Variant> out;
   for (const auto& k : all_keys(arch)) out.push_back(Variant{k, default_config(k)});
+  return out;
+}
+
+std::vector<Variant> shipped_variants(const std::string& arch) {
+  std::vector<Variant> out;
+  auto add = [&](const Variant& v) {
+    if (why_invalid(v).empty() && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  };
+  for (const auto& k : all_keys(arch)) {
+    add(Variant{k, default_config(k)});
+    if (k.kernel != KernelKind::pool) add(Variant{k, default_config(k, AttnPath::mma)});
+  }
+  for (const auto& row : pretuned_rows(arch)) {
+    try {
+      const KernelKey k = KernelKey::parse(row.kernel_key);
+      add(Variant{k, TileConfig::parse(k.kernel, row.config)});
+    } catch (const Error&) {
+      // An unreadable row is reported where the runtime reads it; it names nothing to ship.
+    }
+  }
   return out;
 }
 
