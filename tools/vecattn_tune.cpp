@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <sqlite3.h>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -185,7 +186,13 @@ int do_bundle(const Args& a) {
     CubinCache cubins(db);
     for (const auto& arch_text : a.aot_archs) {
       const std::string arch = parse_arch(arch_text);
-      const std::vector<Variant> variants = tuner::shipped_variants(arch);
+      // --dtype / --head-dim narrow the bundle (a deployment that needs one of each).
+      std::vector<Variant> variants;
+      for (const Variant& v : tuner::shipped_variants(arch)) {
+        const bool dtype_ok = a.dtype.empty() || std::find(a.dtype.begin(), a.dtype.end(), dtype_name(v.key.dtype)) != a.dtype.end();
+        const bool dim_ok = a.head_dim.empty() || std::find(a.head_dim.begin(), a.head_dim.end(), v.key.head_dim) != a.head_dim.end();
+        if (dtype_ok && dim_ok) variants.push_back(v);
+      }
       const auto t0 = std::chrono::steady_clock::now();
       const auto outcomes = cubins.get_many(variants, a.threads);
       size_t bytes = 0;
@@ -205,6 +212,18 @@ int do_bundle(const Args& a) {
   if (failed) {
     std::fprintf(stderr, "vecattn-tune: %d variants failed; no bundle written\n", failed);
     return kExitError;
+  }
+  {
+    // A plain rollback-journal file, compacted: readable where it is installed read-only (a WAL
+    // database would need a writable directory for its shared-memory file).
+    sqlite3* db = nullptr;
+    char* err = nullptr;
+    const bool ok = sqlite3_open(tmp.c_str(), &db) == SQLITE_OK &&
+                    sqlite3_exec(db, "PRAGMA journal_mode=DELETE; VACUUM;", nullptr, nullptr, &err) == SQLITE_OK;
+    const std::string why = err ? err : (db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    if (!ok) throw Error(Status::cache_error, fmt::format("{}: {}", tmp, why));
   }
   std::filesystem::rename(tmp, a.aot_bundle);
   std::printf("wrote %s (%.1f MiB)\n", a.aot_bundle.c_str(), double(std::filesystem::file_size(a.aot_bundle)) / (1 << 20));
