@@ -32,3 +32,11 @@ echo "== a variant outside the bundle, without NVRTC: the error"
 VECATTN_KERNEL_BUNDLE=$BUNDLE VECATTN_NVRTC=/nonexistent VECATTN_CACHE_DIR=$(mktemp -d) timeout 60 \
   $BIN/vecattn-bench --input random --seq-len 8192 --heads 4 --kv-heads 4 --thresholds 0.9 --reps 1 --skip-dense \
   --select-config bq192-w12-s3-wgmma 2>&1 | head -3
+echo "== the Python package: the wheel built here (pip wheel ./python), installed offline"
+WHEEL=$(ls $BIN/vecattn-*.whl 2>/dev/null | head -1)
+if [ -n "$WHEEL" ]; then
+  T=$(mktemp -d); t0=$(date +%s%N)
+  timeout 120 pip install --no-deps --no-index --target $T "$WHEEL" >/tmp/pip.log 2>&1; echo "pip install rc=$? $((($(date +%s%N) - t0) / 1000000)) ms"
+  PYTHONPATH=$T VECATTN_TEST_INSTALLED=1 VECATTN_CACHE_DIR=$(mktemp -d) python3 -c "import vecattn; print(vecattn.__file__, vecattn.version(), vecattn._OPS)"
+  PYTHONPATH=$T VECATTN_TEST_INSTALLED=1 VECATTN_CACHE_DIR=$(mktemp -d) timeout 300 python3 python/tests/test_vecattn.py 2>&1 | grep -E "PASS|FAIL|passed"
+fi

@@ -1,6 +1,5 @@
 #include "runtime/cubin_cache.h"
 
-#include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 
 #include "codegen/log.h"
 #include "codegen/nvrtc.h"
+#include "runtime/location.h"
 
 namespace vecattn {
 
@@ -34,21 +34,11 @@ bool is_file(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// The directory of the object this code was loaded from: libvecattn.so, or an executable that
-// links the runtime statically.
-std::string own_directory() {
-  Dl_info info;
-  if (!dladdr(reinterpret_cast<void*>(&own_directory), &info) || !info.dli_fname) return {};
-  std::string path = info.dli_fname;
-  const auto slash = path.rfind('/');
-  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
-}
-
 }  // namespace
 
 std::string CubinCache::bundle_path() {
   if (const char* env = std::getenv("VECATTN_KERNEL_BUNDLE")) return env;
-  const std::string dir = own_directory();
+  const std::string dir = loaded_object_directory();
   if (dir.empty()) return {};
   for (const std::string& candidate : {dir + "/" + kKernelBundleFile, dir + "/../lib/" + kKernelBundleFile})
     if (is_file(candidate)) return candidate;

@@ -8,12 +8,18 @@
 #include "cache/pretuned_file.h"
 #include "codegen/error.h"
 #include "codegen/log.h"
+#include "runtime/location.h"
 
 namespace vecattn {
 
 std::vector<std::string> pretuned_dirs() {
   std::vector<std::string> dirs;
   if (const char* d = std::getenv("VECATTN_PRETUNED_DIR"); d && *d) dirs.push_back(d);
+  // Beside the library: a Python wheel (vecattn/pretuned), a moved install (../share/...).
+  if (const std::string here = loaded_object_directory(); !here.empty()) {
+    dirs.push_back(here + "/pretuned");
+    dirs.push_back(here + "/../share/vecattn/pretuned");
+  }
 #ifdef VECATTN_PRETUNED_INSTALL_DIR
   dirs.push_back(VECATTN_PRETUNED_INSTALL_DIR);
 #endif

@@ -9,7 +9,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+if not os.environ.get("VECATTN_TEST_INSTALLED"):  # else: the installed package (pip install ./python)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import vecattn  # noqa: E402
 
 
@@ -180,6 +181,45 @@ def test_graph_capture_without_workspace():
         assert "captured" in str(e), str(e)
     else:
         raise AssertionError("prefill with stats under capture did not raise")
+
+
+def test_torch_compile_fullgraph_equals_eager():
+    assert vecattn._OPS, "torch.ops.vecattn is not registered (torch < 2.4?)"
+
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v):
+            return (vecattn.prefill(q, k, v, threshold=[0.8, 0.9, 0.8, 0.9], q_pooling_size=64),
+                    vecattn.prefill(q, k, v, threshold=0.9, causal=False, q_pooling_size=128),
+                    vecattn.dense(q, k, v))
+
+    q, k, v = (randn(1, 4, 2000, 128, dtype=torch.bfloat16) for _ in range(3))
+    eager = Attention()(q, k, v)
+    torch._dynamo.reset()
+    compiled = torch.compile(Attention(), fullgraph=True)
+    for _ in range(2):
+        got = compiled(q, k, v)
+        for e, g in zip(eager, got):
+            assert torch.equal(e, g), "compiled output differs from eager"
+    # The operator is what the graph holds.
+    from torch._dynamo.testing import CompileCounter
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    torch.compile(Attention(), backend=counter, fullgraph=True)(q, k, v)
+    assert counter.frame_count == 1 and counter.op_count >= 3, (counter.frame_count, counter.op_count)
+
+
+def test_graph_capture_replays_new_inputs():
+    q, k, v = (randn(1, 4, 3000, 128, dtype=torch.bfloat16) for _ in range(3))
+    graph = torch.cuda.CUDAGraph()
+    vecattn.prefill(q, k, v, threshold=0.8)  # warm-up outside the capture (module loads)
+    with torch.cuda.graph(graph):
+        out = vecattn.prefill(q, k, v, threshold=0.8)  # the operator form: its output is the graph's
+    for _ in range(2):
+        for t in (q, k, v):
+            t.copy_(torch.randn_like(t))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, vecattn.prefill(q, k, v, threshold=0.8)), "replay differs from eager"
 
 
 def test_pool():

@@ -23,7 +23,7 @@ import ctypes
 import os
 import pathlib
 import threading
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -187,8 +187,29 @@ def prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threshold: Union[
 
     chunk_size is accepted for compatibility and ignored: it never changed results, and vecattn
     bounds its memory by its own workspace (see workspace_size). Returns out, or (out, stats).
+    The plain form (no out, workspace or stats) runs as the operator torch.ops.vecattn.prefill, so
+    torch.compile traces it (fullgraph) and CUDA graphs capture it.
     """
     del chunk_size
+    if _OPS and out is None and workspace is None and not return_stats:
+        scalar, per_head = _threshold_args(threshold)
+        return torch.ops.vecattn.prefill(q, k, v, scalar, per_head, q_pooling_size, k_local_size, group_k_block,
+                                         bool(causal), int(dense_prefix))
+    return _prefill_eager(q, k, v, threshold, q_pooling_size, k_local_size, group_k_block, causal, dense_prefix, out,
+                          workspace, return_stats)
+
+
+def _threshold_args(threshold):
+    """(scalar, per-head list or None): the operator's form of a threshold argument."""
+    if isinstance(threshold, (int, float)):
+        return float(threshold), None
+    if isinstance(threshold, torch.Tensor):
+        return 0.9, [float(x) for x in threshold.detach().float().cpu().reshape(-1).tolist()]
+    return 0.9, [float(x) for x in threshold]
+
+
+def _prefill_eager(q, k, v, threshold, q_pooling_size, k_local_size, group_k_block, causal, dense_prefix, out,
+                   workspace, return_stats):
     tensors = [q, k, v] + ([out] if out is not None else [])
     for t, n in zip(tensors, ["q", "k", "v", "out"]):
         _tensor(t, n)
@@ -235,7 +256,13 @@ def select(q: torch.Tensor, k: torch.Tensor, threshold=0.9, q_pooling_size: int 
 
 def dense(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
           out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Dense attention with vecattn's own kernel (the baseline)."""
+    """Dense attention with vecattn's own kernel (the baseline); torch.ops.vecattn.dense without out."""
+    if _OPS and out is None:
+        return torch.ops.vecattn.dense(q, k, v, bool(causal))
+    return _dense_eager(q, k, v, causal, out)
+
+
+def _dense_eager(q, k, v, causal, out):
     for t, n in zip((q, k, v), "q k v".split()):
         _tensor(t, n)
     _same_device(q, k, v)
@@ -253,3 +280,34 @@ def pool(q: torch.Tensor, q_pooling_size: int = 64) -> torch.Tensor:
     _check(_load().vecattn_pool(_runtime(q.device), _tensor(q, "q"), _tensor(out, "out"), q_pooling_size,
                                 _stream(q.device)))
     return out
+
+
+def _register_ops() -> bool:
+    """torch.ops.vecattn.prefill and .dense, with fake (meta) implementations for tracing."""
+    if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):
+        return False  # torch < 2.4: the functions above run eagerly
+
+    @torch.library.custom_op("vecattn::prefill", mutates_args=(), device_types="cuda")
+    def prefill_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, threshold: float,
+                   thresholds: Optional[List[float]], q_pooling_size: int, k_local_size: int, group_k_block: int,
+                   causal: bool, dense_prefix: int) -> torch.Tensor:
+        return _prefill_eager(q, k, v, thresholds if thresholds is not None else threshold, q_pooling_size,
+                              k_local_size, group_k_block, causal, dense_prefix, None, None, False)
+
+    @prefill_op.register_fake
+    def _prefill_fake(q, k, v, threshold, thresholds, q_pooling_size, k_local_size, group_k_block, causal,
+                      dense_prefix):
+        return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+    @torch.library.custom_op("vecattn::dense", mutates_args=(), device_types="cuda")
+    def dense_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+        return _dense_eager(q, k, v, causal, None)
+
+    @dense_op.register_fake
+    def _dense_fake(q, k, v, causal):
+        return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+    return True
+
+
+_OPS = _register_ops()
