@@ -28,6 +28,17 @@ for args in "--dtype bf16 --head-dim 128 --causal 1" "--dtype fp16 --head-dim 12
     $BIN/vecattn-bench --input random --seq-len 16384 --heads 16 --kv-heads 16 --thresholds 0.9 --reps 3 --recall-rows 0 $args \
     2>&1 | grep -E "dense|vecattn |rror"
 done
+if [ -n "${SWEEP:-}" ]; then
+  echo "== every (dtype, Pq, Bk, Gk, causal) of a grid from the bundle without NVRTC: S 4100, 4 heads, dense too"
+  ok=0; bad=0
+  for dt in bf16 fp16; do for pq in 64 128; do for bk in 16 32 64; do for gk in 1 16 64; do for c in 1 0; do
+    line=$(VECATTN_KERNEL_BUNDLE=$BUNDLE VECATTN_NVRTC=/nonexistent VECATTN_CACHE_DIR=$(mktemp -d) timeout 60 \
+      $BIN/vecattn-bench --input random --seq-len 4100 --heads 4 --kv-heads 4 --thresholds 0.9 --reps 1 --recall-rows 0 \
+      --dtype $dt --pq $pq --bk $bk --gk $gk --causal $c 2>&1 | grep -E "vecattn |rror")
+    if echo "$line" | grep -q "^ *4100 vecattn"; then ok=$((ok + 1)); else bad=$((bad + 1)); echo "FAILED $dt pq$pq bk$bk gk$gk causal$c: $line"; fi
+  done; done; done; done; done
+  echo "grid from the bundle: $ok ran, $bad failed"
+fi
 echo "== a variant outside the bundle, without NVRTC: the error"
 VECATTN_KERNEL_BUNDLE=$BUNDLE VECATTN_NVRTC=/nonexistent VECATTN_CACHE_DIR=$(mktemp -d) timeout 60 \
   $BIN/vecattn-bench --input random --seq-len 8192 --heads 4 --kv-heads 4 --thresholds 0.9 --reps 1 --skip-dense \
