@@ -115,6 +115,13 @@ std::vector<uint16_t> to_dtype_bits(const NpyArray& a, DType to) {
     }
     return out;
   }
+  if (a.descr == "bf16") {  // bf16 values (a safetensors BF16 tensor)
+    out.resize(a.data.size() / 2);
+    std::memcpy(out.data(), p, out.size() * 2);
+    if (to != DType::bf16)
+      for (auto& x : out) x = from_float(from_bits(DType::bf16, x));
+    return out;
+  }
   out.resize(a.data.size() / 2);  // raw 2-byte patterns of the target type
   std::memcpy(out.data(), p, out.size() * 2);
   return out;

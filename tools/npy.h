@@ -17,8 +17,9 @@ struct NpyArray {
 // Throws std::runtime_error naming the path and what is wrong (magic, header, descr, size).
 NpyArray read_npy(const std::string& path);
 
-// The values as 16-bit patterns of `to`, rounded to nearest even: '<f2' (fp16), '<f4', '<f8';
-// '<u2', '<i2' and '|V2' are taken as raw bits of `to` (how bf16 arrays are usually saved).
+// The values as 16-bit patterns of `to`, rounded to nearest even: '<f2' (fp16), '<f4', '<f8',
+// 'bf16' (a safetensors BF16 tensor); '<u2', '<i2' and '|V2' are taken as raw bits of `to` (how
+// bf16 arrays are usually saved with NumPy).
 std::vector<uint16_t> to_dtype_bits(const NpyArray& a, DType to);
 
 }  // namespace vecattn::tools
