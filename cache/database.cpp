@@ -54,6 +54,21 @@ CREATE TABLE IF NOT EXISTS tuned_configs (
 CREATE INDEX IF NOT EXISTS tuned_configs_arch ON tuned_configs (kernel_key, arch);
 )sql";
 
+// Calibrated per-head thresholds of models (vecattn-calibrate): one row per (model, layer, head).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS thresholds (
+  model            TEXT NOT NULL,
+  layer            INTEGER NOT NULL,
+  head             INTEGER NOT NULL,
+  threshold        REAL NOT NULL,
+  recall           REAL NOT NULL,
+  sparsity         REAL NOT NULL,
+  options          TEXT NOT NULL,
+  created          TEXT NOT NULL,
+  PRIMARY KEY (model, layer, head)
+);
+)sql";
+
 // One step per schema version, applied in order from the file's version: a file at version 0
 // gets every step, a file at 1 only the later ones. A new version is one more entry.
 struct Migration {
@@ -63,6 +78,7 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaV3},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion && kMigrations[kSchemaVersion - 1].to_version == kSchemaVersion,
               "every schema version needs its migration step");

@@ -8,14 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "cache/thresholds.h"
 #include "cache/tuned.h"
 
 struct sqlite3;
 
 namespace vecattn::cache {
 
-// 1: cubins. 2: tuned_configs. Each version is one step of the migration list in database.cpp.
-constexpr int kSchemaVersion = 2;
+// 1: cubins. 2: tuned_configs. 3: thresholds. Each version is one step of the migration list in
+// database.cpp.
+constexpr int kSchemaVersion = 3;
 
 // How long a statement waits for another connection's write lock before it fails.
 constexpr int kDefaultBusyTimeoutMs = 10000;
@@ -71,12 +73,20 @@ class Database {
   std::vector<TunedRow> all_tuned(const std::string& arch = "");
   long long count_tuned();
 
+  // Calibrated thresholds (cache/thresholds.cpp). put_thresholds replaces every row of the rows'
+  // (model, layer, head) in one transaction; it throws when check_threshold_row finds fault.
+  void put_thresholds(const std::vector<ThresholdRow>& rows);
+  // A model's rows, ordered by layer then head; layer < 0: every layer.
+  std::vector<ThresholdRow> get_thresholds(const std::string& model, int layer = -1);
+  std::vector<std::string> threshold_models();
+
  private:
   Database(sqlite3* db, std::string path, Access access) : db_(db), path_(std::move(path)), access_(access) {}
   void migrate();
   [[noreturn]] void fail(const std::string& why) const;
   // False only for a read-only file left at schema 1.
   bool has_tuned_table() const { return schema_ >= 2; }
+  bool has_thresholds_table() const { return schema_ >= 3; }
 
   sqlite3* db_;
   std::string path_;

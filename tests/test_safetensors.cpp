@@ -73,7 +73,7 @@ TEST_CASE("safetensors: malformed files are errors that say what is wrong", "[be
       {"truncated", good, four, "truncated", int64_t(good.size()) + 100},
       {"not json", "{x}", four, "malformed header"},
       {"array", "[1, 2]", "", "not a JSON object"},
-      {"float", R"({"x": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", four, "not an integer"},
+      {"float", R"({"x": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", four, "not a non-negative integer"},
       {"dtype", R"({"x": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", std::string(8, '\0'),
        "dtype I64: use F16, BF16 or F32"},
       {"size", R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}})", four, "need 8"},

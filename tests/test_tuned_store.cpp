@@ -132,12 +132,13 @@ void check_cache_error(F&& f, const std::string& contains) {
 
 // ---- schema ----
 
-TEST_CASE("tuned store: a new database is at schema 2 with both tables and the arch index", "[cache]") {
+TEST_CASE("tuned store: a new database is at schema 3 with every table and the arch index", "[cache]") {
   test::TempDir dir;
   const std::string path = dir.file("new.sqlite");
-  { CHECK(cache::Database::open(path)->schema_version() == 2); }
-  CHECK(cache::kSchemaVersion == 2);
-  CHECK(query(path, "PRAGMA user_version") == "2");
+  { CHECK(cache::Database::open(path)->schema_version() == 3); }
+  CHECK(cache::kSchemaVersion == 3);
+  CHECK(query(path, "PRAGMA user_version") == "3");
+  CHECK(query(path, "SELECT name FROM sqlite_master WHERE type='table' AND name='thresholds'") == "thresholds");
   CHECK(query(path, "SELECT name FROM sqlite_master WHERE type='table' AND name='cubins'") == "cubins");
   CHECK(query(path, "SELECT name FROM sqlite_master WHERE type='table' AND name='tuned_configs'") == "tuned_configs");
   CHECK(query(path, "SELECT group_concat(name) FROM pragma_index_info("
@@ -145,12 +146,12 @@ TEST_CASE("tuned store: a new database is at schema 2 with both tables and the a
         "kernel_key,arch");
 }
 
-TEST_CASE("tuned store: a version-1 database migrates to 2 and keeps its cubins", "[cache]") {
+TEST_CASE("tuned store: a version-1 database migrates to 3 and keeps its cubins", "[cache]") {
   test::TempDir dir;
   const std::string path = dir.file("v1.sqlite");
   make_v1_database(path);
   auto db = cache::Database::open(path);
-  CHECK(db->schema_version() == 2);
+  CHECK(db->schema_version() == 3);
   CHECK(db->count_cubins() == 1);
   cache::CubinRow got;
   REQUIRE(db->get_cubin(kPoolVariant, "f", "13.0", &got) == cache::Found::hit);
