@@ -11,6 +11,7 @@
 #include <new>
 #include <string>
 
+#include "cache/thresholds.h"
 #include "codegen/error.h"
 #include "runtime/prefill_plan.h"
 #include "runtime/runtime.h"
@@ -280,6 +281,19 @@ vecattn_status vecattn_check_prefill(const vecattn_tensor* q, const vecattn_tens
     if (v) tv = to_tensor(v, "v");
     if (out) to = to_tensor(out, "out");
     vecattn::plan_prefill(tq, tk, v ? &tv : nullptr, out ? &to : nullptr, to_params(params));
+  });
+}
+
+vecattn_status vecattn_layer_thresholds(const char* path, const char* model, int layer, float* out, int64_t capacity,
+                                        int64_t* count) {
+  return guarded([&] {
+    if (!path || !model) throw Error(Status::invalid_argument, "vecattn_layer_thresholds: path and model must not be NULL");
+    if (!count) throw Error(Status::invalid_argument, "vecattn_layer_thresholds: count must not be NULL");
+    if (capacity < 0 || (capacity > 0 && !out))
+      throw Error(Status::invalid_argument, "vecattn_layer_thresholds: out must hold capacity floats");
+    const std::vector<float> t = vecattn::cache::layer_thresholds(vecattn::cache::read_thresholds_file(path), model, layer);
+    *count = int64_t(t.size());
+    for (int64_t i = 0; i < std::min<int64_t>(capacity, *count); ++i) out[i] = t[size_t(i)];
   });
 }
 

@@ -185,6 +185,13 @@ vecattn_status vecattn_release_workspace_memory(vecattn_runtime* rt);
 vecattn_status vecattn_check_prefill(const vecattn_tensor* q, const vecattn_tensor* k, const vecattn_tensor* v,
                                      const vecattn_tensor* out, const vecattn_prefill_params* params);
 
+/* One layer's calibrated thresholds (vecattn-calibrate's JSON file), in the form prefill takes
+ * (params.thresholds, indexed by q head): *count receives the head count; min(capacity, *count)
+ * values are written to out. An absent model or layer, or a missing head, is
+ * VECATTN_INVALID_ARGUMENT naming it; a malformed file names the line. */
+vecattn_status vecattn_layer_thresholds(const char* path, const char* model, int layer, float* out, int64_t capacity,
+                                        int64_t* count);
+
 /* The library version, e.g. "0.1.0" (defined in libvecattn.so). */
 const char* vecattn_version(void);
 

@@ -204,6 +204,15 @@ inline void check_prefill(const Tensor& q, const Tensor& k, const Tensor* v, con
   detail::check(vecattn_check_prefill(&q.t, &k.t, v ? &v->t : nullptr, out ? &out->t : nullptr, &p));
 }
 
+// One layer's calibrated thresholds from vecattn-calibrate's JSON file, for PrefillParams::thresholds.
+inline std::vector<float> layer_thresholds(const std::string& path, const std::string& model, int layer) {
+  int64_t count = 0;
+  detail::check(vecattn_layer_thresholds(path.c_str(), model.c_str(), layer, nullptr, 0, &count));
+  std::vector<float> out(static_cast<size_t>(count));
+  detail::check(vecattn_layer_thresholds(path.c_str(), model.c_str(), layer, out.data(), count, &count));
+  return out;
+}
+
 inline std::string version() { return vecattn_version(); }
 
 }  // namespace vecattn

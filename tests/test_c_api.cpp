@@ -16,10 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "cache/thresholds.h"
 #include "codegen/error.h"
 #include "runtime/prefill_plan.h"
-#include "runtime/vecattn.h"
 #include "runtime/runtime.h"
+#include "runtime/vecattn.h"
 #include "temp_dir.h"
 
 using namespace vecattn;
@@ -602,4 +603,23 @@ int use(void* p, void* stream) {
     INFO(cmd << "\n" << output);
     CHECK(rc == 0);
   }
+}
+
+TEST_CASE("C ABI: one layer's calibrated thresholds from a thresholds file", "[c_api][calibrate]") {
+  test::TempDir dir;
+  std::vector<cache::ThresholdRow> rows;
+  for (int h = 0; h < 3; ++h) rows.push_back({"m", 2, h, 0.5 + 0.1 * h, 0.9, 0.7, "", ""});
+  cache::write_thresholds_file(dir.file("t.json"), rows);
+  int64_t count = -1;
+  REQUIRE(vecattn_layer_thresholds(dir.file("t.json").c_str(), "m", 2, nullptr, 0, &count) == VECATTN_OK);
+  CHECK(count == 3);
+  float out[3] = {0, 0, 0};
+  REQUIRE(vecattn_layer_thresholds(dir.file("t.json").c_str(), "m", 2, out, 3, &count) == VECATTN_OK);
+  CHECK(out[0] == Approx(0.5f));
+  CHECK(out[2] == Approx(0.7f));
+  CHECK(vecattn_layer_thresholds(dir.file("t.json").c_str(), "m", 5, out, 3, &count) == VECATTN_INVALID_ARGUMENT);
+  CHECK_THAT(vecattn_last_error(), Catch::Contains("no thresholds for layer 5"));
+  CHECK(vecattn_layer_thresholds(dir.file("none.json").c_str(), "m", 2, out, 3, &count) == VECATTN_INVALID_ARGUMENT);
+  CHECK_THAT(vecattn_last_error(), Catch::Contains("cannot be opened"));
+  CHECK(vecattn_layer_thresholds(nullptr, "m", 2, out, 3, &count) == VECATTN_INVALID_ARGUMENT);
 }

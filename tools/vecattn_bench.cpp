@@ -14,6 +14,7 @@
 #include <sstream>
 #include <vector>
 
+#include "cache/thresholds.h"
 #include "codegen/error.h"
 #include "codegen/host_dtype.h"
 #include "runtime/driver.h"
@@ -43,6 +44,8 @@ struct Args {
   bool workspace_overhead = false;
   std::string attn_config;
   std::string select_config;
+  std::string thresholds_file, model;
+  int layer = 0;
   bool select_only = false;
   std::string csv, json, svg, peers;
   int device = 0;
@@ -265,6 +268,13 @@ int run(const Args& a) {
       const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
       rt.set_config(key, TileConfig::parse(key.kernel, a.select_config));
     }
+    // A model's calibrated thresholds (one per q head) replace --thresholds.
+    std::vector<float> per_head;
+    if (!a.thresholds_file.empty()) {
+      per_head = cache::layer_thresholds(cache::read_thresholds_file(a.thresholds_file), a.model, a.layer);
+      std::printf("# thresholds of %s layer %d from %s (%zu heads)\n", a.model.c_str(), a.layer,
+                  a.thresholds_file.c_str(), per_head.size());
+    }
     const bool from_npy = a.input == "npy";
     const std::vector<int64_t> lengths = from_npy ? std::vector<int64_t>{0} : a.seq_lens;
     std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
@@ -290,9 +300,12 @@ int run(const Args& a) {
         std::printf("%8lld %-9s %5s %9.3f %8s %8s %8s %9s %8s %9s %9.1f %8s %8s\n", (long long)S, "dense", "-", r.ms, "-",
                     "-", "-", "-", "-", "-", r.tflops, "-", "-");
       }
-      for (float thr : a.thresholds) {
+      // With a model's per-head thresholds there is one run (its rows show the first --thresholds value).
+      const std::vector<float> runs = per_head.empty() ? a.thresholds : std::vector<float>{a.thresholds.front()};
+      for (float thr : runs) {
         PrefillParams p;
         p.pq = a.pq, p.bk = a.bk, p.gk = a.gk, p.causal = a.causal, p.threshold = thr;
+        if (!per_head.empty()) p.thresholds = per_head.data(), p.num_thresholds = int64_t(per_head.size());
         if (a.select_only) {
           print_select_time(rt, ev, a.reps, q, k, p);
           continue;
@@ -390,6 +403,10 @@ int main(int argc, char** argv) {
                  "pin this tile config (e.g. bn64-w12-s4-wgmma) for the sparse and dense attention keys");
   app.add_flag("--workspace-overhead", a.workspace_overhead,
                "also time each prefill with a caller workspace against the stream-ordered one");
+  app.add_option("--thresholds-file", a.thresholds_file,
+                 "per-head thresholds from a vecattn-calibrate JSON file (with --model and --layer)");
+  app.add_option("--model", a.model, "model name in the thresholds file");
+  app.add_option("--layer", a.layer, "layer in the thresholds file")->check(CLI::NonNegativeNumber);
   app.add_option("--select-config", a.select_config, "pin this tile config (e.g. bq128-w8-s4-wgmma) for the select key");
   app.add_flag("--select-only", a.select_only, "time only the selection phase (pool, select) at each threshold");
   app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
@@ -398,6 +415,10 @@ int main(int argc, char** argv) {
   app.add_option("--svg", a.svg, "draw latency against S and the time split");
   app.add_option("--device", a.device);
   CLI11_PARSE(app, argc, argv);
+  if (!a.thresholds_file.empty() && a.model.empty()) {
+    std::fprintf(stderr, "vecattn-bench: --thresholds-file needs --model (and --layer, default 0)\n");
+    return 1;
+  }
   if (a.input == "npy" && (a.q_npy.empty() || a.k_npy.empty() || a.v_npy.empty())) {
     std::fprintf(stderr, "vecattn-bench: --input npy needs --q, --k and --v\n");
     return 1;

@@ -27,7 +27,8 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-__all__ = ["prefill", "select", "dense", "pool", "workspace_size", "VecattnError", "PrefillStats", "version"]
+__all__ = ["prefill", "select", "dense", "pool", "workspace_size", "layer_thresholds", "VecattnError", "PrefillStats",
+           "version"]
 
 
 class VecattnError(RuntimeError):
@@ -106,6 +107,8 @@ def _open_library():
         "vecattn_dense": [ctypes.c_void_p, T, T, T, T, ctypes.c_int, ctypes.c_void_p],
         "vecattn_pool": [ctypes.c_void_p, T, T, ctypes.c_int, ctypes.c_void_p],
         "vecattn_workspace_size": [ctypes.c_void_p, T, T, P, ctypes.POINTER(ctypes.c_size_t)],
+        "vecattn_layer_thresholds": [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float),
+                                     ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)],
     }
     for name, args in sig.items():
         fn = getattr(lib, name)
@@ -227,6 +230,17 @@ def _prefill_eager(q, k, v, threshold, q_pooling_size, k_local_size, group_k_blo
     _check(_load().vecattn_prefill(_runtime(q.device), tq, tk, tv, to, p, _stream(q.device), ws_ptr, ws_bytes,
                                    ctypes.byref(stats) if stats is not None else None))
     return (out, PrefillStats(stats, density)) if return_stats else out
+
+
+def layer_thresholds(path: str, model: str, layer: int) -> list:
+    """One layer's calibrated thresholds (a vecattn-calibrate JSON file), one per q head: pass them
+    as prefill's threshold argument."""
+    lib = _load()
+    count = ctypes.c_int64()
+    _check(lib.vecattn_layer_thresholds(str(path).encode(), model.encode(), layer, None, 0, ctypes.byref(count)))
+    out = (ctypes.c_float * count.value)()
+    _check(lib.vecattn_layer_thresholds(str(path).encode(), model.encode(), layer, out, count.value, ctypes.byref(count)))
+    return list(out)
 
 
 def workspace_size(q: torch.Tensor, k: torch.Tensor, threshold=0.9, q_pooling_size: int = 64, k_local_size: int = 16,
