@@ -222,6 +222,24 @@ def test_graph_capture_replays_new_inputs():
         assert torch.equal(out, vecattn.prefill(q, k, v, threshold=0.8)), "replay differs from eager"
 
 
+def test_layer_thresholds_from_a_file():
+    import json
+    import tempfile
+    rows = [{"model": "m", "layer": 1, "head": h, "threshold": 0.5 + 0.1 * h} for h in range(4)]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"format": "vecattn-thresholds", "version": 1, "rows": rows}, f)
+    t = vecattn.layer_thresholds(f.name, "m", 1)
+    assert [round(x, 5) for x in t] == [0.5, 0.6, 0.7, 0.8], t
+    q, k, v = (randn(1, 4, 700, 128, dtype=torch.bfloat16) for _ in range(3))
+    assert torch.equal(vecattn.prefill(q, k, v, threshold=t), vecattn.prefill(q, k, v, threshold=torch.tensor(t)))
+    try:
+        vecattn.layer_thresholds(f.name, "m", 3)
+    except vecattn.VecattnError as e:
+        assert "no thresholds for layer 3" in str(e), str(e)
+    else:
+        raise AssertionError("a missing layer did not raise")
+
+
 def test_pool():
     q = randn(2, 3, 1000, 128, dtype=torch.bfloat16)
     p = vecattn.pool(q, 64)
