@@ -20,6 +20,10 @@ constexpr int kAttnKeyTiles[] = {32, 64, 128};
 // pool: 4 warps = 128 threads = 8 (d128) or 16 (d64) rows in flight per CTA; a CTA moves only
 // Pq*D*2 bytes (16 KiB at Pq=64, d128), so wider CTAs buy nothing and cut the grid's occupancy.
 constexpr TileConfig kPoolDefault{0, 4, 0, AttnPath::mma};
+// recall: 8 warps; each thread scores a key against the CTA's 8 sampled rows, so 256 keys are in
+// flight per CTA, and a layer's few hundred rows per head still fill the GPU. Not tuned (a
+// calibration's cost is a few select launches per step, see tools/vecattn_calibrate.cpp).
+constexpr TileConfig kRecallDefault{0, 8, 0, AttnPath::mma};
 // select: 64 pooled rows (4 warps of 16) per CTA read K once per 64 rows; two K stages hide
 // the load of the next 64 keys behind the mma of this one. 64 KiB of shared memory at d128.
 constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
@@ -58,7 +62,7 @@ std::string list(const int* begin, const int* end) {
 
 const std::vector<KernelKind>& implemented_kernels() {
   static const std::vector<KernelKind> k = {KernelKind::pool, KernelKind::select, KernelKind::sparse_attn,
-                                            KernelKind::dense_attn};
+                                            KernelKind::dense_attn, KernelKind::recall};
   return k;
 }
 
@@ -68,6 +72,7 @@ const char* template_file(const Variant& v) {
     case KernelKind::select: return v.config.path == AttnPath::wgmma ? "sm90_select.cuh" : "select.cuh";
     case KernelKind::sparse_attn:
     case KernelKind::dense_attn: return v.config.path == AttnPath::wgmma ? "sm90_attention.cuh" : "attention.cuh";
+    case KernelKind::recall: return "recall.cuh";
   }
   return nullptr;
 }
@@ -104,6 +109,9 @@ std::string instantiation(const Variant& v) {
       return fmt::format("vecattn::attn_kernel<{}, vecattn::{}, {}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
                          v.config.warps * 16, v.config.rows, v.config.stages, k.causal,
                          k.kernel == KernelKind::sparse_attn ? k.pq : 0);
+    case KernelKind::recall:
+      return fmt::format("vecattn::recall_kernel<{}, {}, vecattn::{}, {}, {}>", k.pq, k.head_dim, dtype_name(k.dtype),
+                         v.config.warps, k.causal);
   }
   throw Error(Status::internal, "unknown kernel kind");
 }
@@ -115,6 +123,7 @@ TileConfig default_config(const KernelKey& key, AttnPath path) {
     case KernelKind::sparse_attn:
       return path == AttnPath::wgmma ? sm90_default(key.pq) : TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
     case KernelKind::dense_attn: return path == AttnPath::wgmma ? sm90_default(0) : kDenseDefault;
+    case KernelKind::recall: return kRecallDefault;
   }
   throw Error(Status::internal, "unknown kernel kind");
 }
@@ -155,6 +164,9 @@ std::string why_invalid(const Variant& v) {
   switch (v.key.kernel) {
     case KernelKind::pool:
       if (c.warps < 1 || c.warps > 16) return fmt::format("pool warps {} is out of range: use 1..16", c.warps);
+      return {};
+    case KernelKind::recall:
+      if (c.warps < 1 || c.warps > 32) return fmt::format("recall warps {} is out of range: use 1..32", c.warps);
       return {};
     case KernelKind::select:
       if (c.path == AttnPath::wgmma) {
@@ -216,7 +228,8 @@ std::string why_invalid(const Variant& v) {
 int dynamic_smem_bytes(const Variant& v) {
   const TileConfig& c = v.config;
   switch (v.key.kernel) {
-    case KernelKind::pool: return 0;
+    case KernelKind::pool:
+    case KernelKind::recall: return 0;
     case KernelKind::select:
       return c.path == AttnPath::wgmma ? select_sm90_smem_bytes(c.rows, v.key.head_dim, c.stages)
                                        : select_smem_bytes(c.rows, v.key.head_dim, c.stages);
@@ -241,6 +254,7 @@ std::vector<KernelKey> all_keys(const std::string& arch) {
       for (bool causal : {false, true}) keys.push_back(KernelKey{KernelKind::dense_attn, 0, 0, 0, d, t, arch, causal});
       for (int pq : kPoolSizes) {
         keys.push_back(KernelKey{KernelKind::pool, pq, 0, 0, d, t, arch, false});
+        for (bool causal : {false, true}) keys.push_back(KernelKey{KernelKind::recall, pq, 0, 0, d, t, arch, causal});
         for (auto kind : {KernelKind::select, KernelKind::sparse_attn})
           for (int bk : kKeyTiles)
             for (int gk : kGroupTiles)
@@ -261,6 +275,7 @@ std::vector<KernelKey> coverage_keys(const std::string& arch) {
         add(KernelKey{KernelKind::dense_attn, 0, 0, 0, d, t, arch, causal});
         for (int pq : kPoolSizes) {
           add(KernelKey{KernelKind::pool, pq, 0, 0, d, t, arch, false});
+          add(KernelKey{KernelKind::recall, pq, 0, 0, d, t, arch, causal});
           for (auto kind : {KernelKind::select, KernelKind::sparse_attn}) add(KernelKey{kind, pq, 16, 16, d, t, arch, causal});
         }
       }

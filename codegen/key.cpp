@@ -45,6 +45,7 @@ const char* kernel_name(KernelKind k) {
     case KernelKind::select: return "select";
     case KernelKind::sparse_attn: return "sparse_attn";
     case KernelKind::dense_attn: return "dense_attn";
+    case KernelKind::recall: return "recall";
   }
   return "?";
 }
@@ -58,14 +59,15 @@ KeyFields key_fields(KernelKind k) {
     case KernelKind::select: return {true, true, true, true};
     case KernelKind::sparse_attn: return {true, true, true, true};
     case KernelKind::dense_attn: return {false, false, false, true};
+    case KernelKind::recall: return {true, false, false, true};
   }
   return {};
 }
 
 KernelKind parse_kernel(std::string_view t) {
-  for (auto k : {KernelKind::pool, KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn})
+  for (auto k : {KernelKind::pool, KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn, KernelKind::recall})
     if (t == kernel_name(k)) return k;
-  bad("kernel", t, "use pool, select, sparse_attn or dense_attn");
+  bad("kernel", t, "use pool, select, sparse_attn, dense_attn or recall");
 }
 
 DType parse_dtype(std::string_view t) {
@@ -133,14 +135,17 @@ KernelKey KernelKey::parse(std::string_view text) {
 
 TileConfig TileConfig::canonical(KernelKind k) const {
   TileConfig c = *this;
-  if (k == KernelKind::pool) c.rows = c.stages = 0;
-  if (k == KernelKind::pool) c.path = AttnPath::mma;
+  if (k == KernelKind::pool || k == KernelKind::recall) {
+    c.rows = c.stages = 0;
+    c.path = AttnPath::mma;
+  }
   return c;
 }
 
 std::string TileConfig::str(KernelKind k) const {
   switch (k) {
-    case KernelKind::pool: return fmt::format("w{}", warps);
+    case KernelKind::pool:
+    case KernelKind::recall: return fmt::format("w{}", warps);
     // The mma.sync select keeps its original name (pretuned rows and caches stay valid).
     case KernelKind::select:
       return fmt::format("bq{}-w{}-s{}{}", rows, warps, stages, path == AttnPath::wgmma ? "-wgmma" : "");

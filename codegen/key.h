@@ -1,7 +1,7 @@
 #pragma once
 // One key type names a kernel variant everywhere: DB row, cubin name, log line, CLI output.
 //   KernelKey  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal
-//   TileConfig bq64-w4-s2, bq128-w8-s4-wgmma, bn64-w16-s5-wgmma (its string depends on the kernel)
+//   TileConfig bq64-w4-s2, bq128-w8-s4-wgmma, bn64-w16-s5-wgmma, w8 (its string depends on the kernel)
 //   a variant  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal+bq64-w4-s2
 #include <cstddef>
 #include <functional>
@@ -11,7 +11,8 @@
 
 namespace vecattn {
 
-enum class KernelKind { pool, select, sparse_attn, dense_attn };
+// recall: the calibration's measure (docs/semantics.md §6); not tuned, it runs its default.
+enum class KernelKind { pool, select, sparse_attn, dense_attn, recall };
 enum class DType { fp16, bf16 };
 // Attention main loop: FA2-style mma.sync (sm_80+) or Hopper wgmma (sm_90a).
 enum class AttnPath { mma, wgmma };
@@ -50,7 +51,7 @@ struct KernelKey {
 };
 
 struct TileConfig {
-  int rows = 0;     // select: pooled rows per CTA (bq); attention: keys per tile (bn); pool: unused
+  int rows = 0;     // select: pooled rows per CTA (bq); attention: keys per tile (bn); pool, recall: unused
   int warps = 4;
   int stages = 0;   // pipeline stages; pool: unused
   AttnPath path = AttnPath::mma;  // select and attention

@@ -233,6 +233,32 @@ class SelectStage {
   SelectSm90Params sm90_{};
 };
 
+// Density per row from the kept counts [units][nq] (docs/semantics.md §6); sink and diagonal are
+// implied. Fills density, sparsity and kept_pairs.
+void add_density(const PrefillPlan& plan, const std::vector<int>& counts_host, PrefillStats* stats) {
+  stats->density.assign(size_t(plan.q_heads), 0.0);
+  stats->kept_pairs = 0;
+  double total = 0;
+  const int64_t S = plan.seq_len, P = plan.pq;
+  for (int64_t u = 0; u < plan.units(); ++u) {
+    double head_sum = 0;
+    for (int64_t r = 0; r < S; ++r) {
+      const int64_t i = r / P;
+      const double kept = counts_host[size_t(u * plan.pooled + i)];
+      const double visible = plan.causal ? double(r + 1) : double(S);
+      double attended;
+      if (r < plan.dense_prefix) attended = visible;
+      else if (plan.causal) attended = double(i > 0 ? std::min(P, S) : 0) + double(r - i * P + 1) + kept;
+      else attended = kept;
+      stats->kept_pairs += attended;
+      head_sum += attended / visible;
+    }
+    stats->density[size_t(u % plan.q_heads)] += head_sum / double(S * plan.batch);
+    total += head_sum;
+  }
+  stats->sparsity = 1.0 - total / double(S * plan.units());
+}
+
 }  // namespace
 
 size_t Runtime::workspace_size(const Tensor& q, const Tensor& k, const PrefillParams& params) const {
@@ -327,42 +353,26 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
     stats->select_ms += timer.between(c + 1, c + 2);
     stats->attend_ms += timer.between(c + 2, c + 3);
   }
-  // Density per row from the kept counts (docs/semantics.md §6); sink and diagonal are implied.
-  stats->density.assign(size_t(plan.q_heads), 0.0);
-  double total = 0;
-  const int64_t S = plan.seq_len, P = plan.pq;
-  for (int64_t u = 0; u < plan.units(); ++u) {
-    double head_sum = 0;
-    for (int64_t r = 0; r < S; ++r) {
-      const int64_t i = r / P;
-      const double kept = counts_host[size_t(u * plan.pooled + i)];
-      const double visible = plan.causal ? double(r + 1) : double(S);
-      double attended;
-      if (r < plan.dense_prefix) attended = visible;
-      else if (plan.causal) attended = double(i > 0 ? std::min(P, S) : 0) + double(r - i * P + 1) + kept;
-      else attended = kept;
-      stats->kept_pairs += attended;
-      head_sum += attended / visible;
-    }
-    stats->density[size_t(u % plan.q_heads)] += head_sum / double(S * plan.batch);
-    total += head_sum;
-  }
-  stats->sparsity = 1.0 - total / double(S * plan.units());
+  add_density(plan, counts_host, stats);
 }
 
 void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& params, Selection out, Stream stream,
-                     Workspace ws) {
+                     Workspace ws, PrefillStats* stats) {
   const PrefillPlan plan = plan_prefill(q, k, nullptr, nullptr, params);
   if (!out.data) throw Error(Status::invalid_argument, "selection: data pointer is null");
   if (reinterpret_cast<uintptr_t>(out.data) % 8)
     throw Error(Status::invalid_argument, "selection: data pointer is not 8-byte aligned");
-  const int64_t per_unit = (plan.pooled_bytes_per_unit() + 255) / 256 * 256;
+  auto align = [](int64_t x) { return (x + 255) / 256 * 256; };
+  // A chunk of n units: [pooled q | kept counts (stats only)], each part 256-byte aligned.
+  const int64_t per_unit = align(plan.pooled_bytes_per_unit()) + (stats ? align(plan.count_bytes_per_unit()) : 0);
   if (ws.data) check_workspace(ws, size_t(per_unit));
   const int d = int(plan.head_dim);
   const LoadedKernel& pool = impl_->kernel(key(KernelKind::pool, plan.pq, 0, 0, d, plan.dtype, false));
   const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, plan.dtype, plan.causal));
+  const Driver& drv = Driver::get();
   ScopedContext scope(impl_->context);
   const CUstream s = reinterpret_cast<CUstream>(stream);
+  if (stats) require_not_capturing(s, "selection statistics need a host synchronization");
   StreamWorkspacePool::Lease lease;  // before any launch: its free follows the last one
   if (!ws.data) {
     const size_t want = size_t(per_unit * std::min(plan.units(), kMaxUnitsPerLaunch));
@@ -372,11 +382,36 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
   }
   const int64_t chunk = std::min<int64_t>(int64_t(ws.bytes) / per_unit, kMaxUnitsPerLaunch);
   SelectStage stage(plan, *impl_->modules, pool, sel, q, k);
+  PhaseTimer timer(stats != nullptr);
+  std::vector<int> counts_host;
+  if (stats) counts_host.resize(size_t(plan.units() * plan.pooled));
   for (int64_t u0 = 0; u0 < plan.units(); u0 += chunk) {
     const int64_t n = std::min(chunk, plan.units() - u0);
+    int* counts = stats ? reinterpret_cast<int*>(static_cast<char*>(ws.data) + align(n * plan.pooled_bytes_per_unit()))
+                        : nullptr;
+    timer.mark(s);
     stage.pool_units(u0, n, ws.data, s);
-    stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, nullptr, true, s);
+    timer.mark(s);
+    if (counts)
+      drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(counts), 0, size_t(n * plan.pooled * 4), s),
+                "cuMemsetD8Async");
+    stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, counts, true, s);
+    timer.mark(s);
+    if (counts) {
+      drv.check(drv.cuMemcpyDtoHAsync(counts_host.data() + u0 * plan.pooled, reinterpret_cast<CUdeviceptr>(counts),
+                                      size_t(n * plan.pooled * 4), s),
+                "cuMemcpyDtoHAsync");
+      drv.check(drv.cuStreamSynchronize(s), "cuStreamSynchronize");  // the next chunk reuses the workspace
+    }
   }
+  if (!stats) return;
+  *stats = PrefillStats{};
+  stats->chunks = int((plan.units() + chunk - 1) / chunk);
+  for (size_t c = 0; c + 2 < timer.events.size(); c += 3) {
+    stats->pool_ms += timer.between(c, c + 1);
+    stats->select_ms += timer.between(c + 1, c + 2);
+  }
+  add_density(plan, counts_host, stats);
 }
 
 void Runtime::dense(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, bool causal, Stream stream) {

@@ -90,7 +90,7 @@ const char* source_name(ConfigSource s) {
 
 // The path forced on this runtime, when the key is a select or attention kernel and one is.
 std::optional<AttnPath> Runtime::Impl::forced_path(const KernelKey& key) const {
-  return key.kernel == KernelKind::pool ? std::nullopt : attention_path;
+  return key.kernel == KernelKind::pool || key.kernel == KernelKind::recall ? std::nullopt : attention_path;
 }
 
 TileConfig Runtime::Impl::default_for(const KernelKey& key) const {

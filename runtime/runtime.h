@@ -143,9 +143,19 @@ class Runtime {
   size_t workspace_size(const Tensor& q, const Tensor& k, const PrefillParams& params) const;
   size_t workspace_min_bytes(const Tensor& q, const Tensor& k, const PrefillParams& params) const;
 
-  // The selection alone (pool + select), into a caller's bitmask (see Selection).
+  // The selection alone (pool + select), into a caller's bitmask (see Selection). With `stats`,
+  // also what a prefill with this selection would attend (density, sparsity, kept_pairs; the pool
+  // and select times; attend_ms 0), at the cost of a host synchronization, as for prefill.
   void select(const Tensor& q, const Tensor& k, const PrefillParams& params, Selection out, Stream stream = nullptr,
-              Workspace workspace = {});
+              Workspace workspace = {}, PrefillStats* stats = nullptr);
+
+  // Calibration (docs/semantics.md §6): for every (b, h) and each query row listed in `rows`
+  // (device int32, n_rows entries in [0, S), any order), the share of the row's full softmax over
+  // its visible keys that falls on its attended set (§5.1) under `selection`, a bitmask select
+  // wrote for the same q, k and params (params.dense_prefix counts). Written as fp32 to `recall`
+  // (device, [B, Hq, n_rows]; NaN for a row outside [0, S)). Enqueued on `stream`, no host sync.
+  void recall(const Tensor& q, const Tensor& k, const PrefillParams& params, Selection selection, const int32_t* rows,
+              int64_t n_rows, float* recall, Stream stream = nullptr);
 
   // Dense attention (causal or not): the baseline and the path for a dense prefix.
   void dense(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, bool causal,

@@ -77,6 +77,25 @@ struct AttnParams {
   float sm_scale_log2;                            // 1/sqrt(D) * log2(e)
 };
 
+// docs/semantics.md §6, recall of sampled rows (calibration). Grid: x = groups of
+// kRecallRowsPerCta entries of `rows`, y = units [unit_begin, unit_begin + gridDim.y). mask is a
+// whole selection ([B, Hq, nq, words], unit u at u * nq * words); out[u * num_rows + n] is the
+// recall of query row rows[n] of unit u (NaN for a row outside [0, S)).
+constexpr int kRecallRowsPerCta = 8;
+struct RecallParams {
+  const void* q;                                  // [B, Hq, S, D]
+  const void* k;                                  // [B, Hkv, S, D]
+  const unsigned long long* mask;
+  const int* rows;                                // [num_rows] query rows, any order
+  float* out;                                     // [units][num_rows]
+  long long q_stride_b, q_stride_h, q_stride_s;
+  long long k_stride_b, k_stride_h, k_stride_s;
+  int unit_begin, q_heads, kv_group;
+  int seq_len, num_pooled, words, num_rows;
+  int dense_prefix;                               // rows before it attend every visible key
+  float sm_scale_log2;                            // 1/sqrt(D) * log2(e)
+};
+
 // Selected key indices a CTA compacts from its mask row at a time.
 constexpr int kAttnListCapacity = 1024;
 

@@ -79,7 +79,12 @@ tuner::KeyGrid grid_from(const Args& a) {
   }
   if (!a.kernels.empty()) {
     g.kernels.clear();
-    for (const auto& k : a.kernels) g.kernels.push_back(parse_kernel(k));
+    for (const auto& k : a.kernels) {
+      g.kernels.push_back(parse_kernel(k));
+      if (g.kernels.back() == KernelKind::recall)
+        throw Error(Status::invalid_argument, "--kernel recall: the calibration's recall kernel is not tuned (it runs its "
+                                              "default config); use pool, select, sparse_attn or dense_attn");
+    }
   }
   if (!a.causal.empty()) {
     g.causal.clear();

@@ -22,6 +22,7 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
     case KernelKind::sparse_attn:
       for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, key.pq / 16, 2, AttnPath::mma});
       break;
+    case KernelKind::recall: break;  // not tuned: its default only
     case KernelKind::dense_attn:
       for (int warps : {4, 8})
         for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, warps, 2, AttnPath::mma});
@@ -53,7 +54,7 @@ std::vector<Variant> shipped_variants(const std::string& arch) {
   };
   for (const auto& k : all_keys(arch)) {
     add(Variant{k, default_config(k)});
-    if (k.kernel != KernelKind::pool) add(Variant{k, default_config(k, AttnPath::mma)});
+    if (k.kernel != KernelKind::pool && k.kernel != KernelKind::recall) add(Variant{k, default_config(k, AttnPath::mma)});
   }
   for (const auto& row : pretuned_rows(arch)) {
     try {

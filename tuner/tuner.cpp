@@ -213,6 +213,8 @@ double Tuner::selection_density(const KernelKey& key, Inputs& in) {
 }
 
 Result Tuner::tune(const KernelKey& key, const Progress& progress) {
+  if (key.kernel == KernelKind::recall)
+    throw Error(Status::invalid_argument, "the recall kernel is not tuned: it runs its default config", {}, key.str());
   ScopedContext scope(context_);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
