@@ -184,56 +184,86 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
+// One layer read from its files and checked, as 16-bit values of the dtype it runs at.
+struct HostLayer {
+  std::array<int64_t, 4> q_shape, k_shape;  // B, H, S, D
+  DType dtype;
+  std::vector<uint16_t> q, k;
+};
+
+HostLayer read_layer(const std::string& spec, const Args& a) {
+  auto [q, k] = load_layer(spec, a);
+  HostLayer l;
+  l.q_shape = bhsd(q, "q"), l.k_shape = bhsd(k, "k");
+  const auto& qs = l.q_shape;
+  const auto& ks = l.k_shape;
+  if (qs[0] != ks[0] || qs[2] != ks[2] || qs[3] != ks[3])
+    bad_input(k.path, fmt::format("k is [{}, {}, {}, {}] but q is [{}, {}, {}, {}]: B, S and D must agree", ks[0], ks[1],
+                                  ks[2], ks[3], qs[0], qs[1], qs[2], qs[3]));
+  if (qs[1] % ks[1] != 0) bad_input(k.path, fmt::format("k has {} heads, which do not divide q's {} (GQA)", ks[1], qs[1]));
+  l.dtype = run_dtype(a, q.array);
+  l.q = tools::to_dtype_bits(q.array, l.dtype);
+  l.k = tools::to_dtype_bits(k.array, l.dtype);
+  return l;
+}
+
+// The device's primary context, current for the object's lifetime (the calibrator's buffers and
+// the layer's tensors live in it).
+class DeviceContext {
+ public:
+  explicit DeviceContext(int device) {
+    const Driver& d = Driver::get();
+    d.check(d.cuDeviceGet(&dev_, device), "cuDeviceGet");
+    d.check(d.cuDevicePrimaryCtxRetain(&ctx_, dev_), "cuDevicePrimaryCtxRetain");
+    scope_ = std::make_unique<ScopedContext>(ctx_);
+  }
+  ~DeviceContext() {
+    scope_.reset();
+    Driver::get().cuDevicePrimaryCtxRelease(dev_);
+  }
+
+ private:
+  CUdevice dev_ = 0;
+  CUcontext ctx_ = nullptr;
+  std::unique_ptr<ScopedContext> scope_;
+};
+
 int run(const Args& a) {
   // Every input named must exist before a GPU minute is spent.
   for (const auto& spec : a.inputs) input_files(spec);
   const std::string db_path = database_path(a);
   { cache::Database::open(db_path); }  // fail early (and create it) before the long part
 
-  RuntimeOptions ro;
-  ro.device = a.device;
-  Runtime rt(ro);
-  const Driver& d = Driver::get();
-  CUdevice dev;
-  CUcontext ctx;
-  d.check(d.cuDeviceGet(&dev, a.device), "cuDeviceGet");
-  d.check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
-  struct Release {
-    CUdevice dev;
-    ~Release() { Driver::get().cuDevicePrimaryCtxRelease(dev); }
-  } release{dev};
-
   tuner::CalibrationOptions o = a.calib;
   o.pq = a.pq, o.bk = a.bk, o.gk = a.gk, o.causal = a.causal;
   std::vector<tuner::HeadCurve> heads;
   Progress progress(int(a.inputs.size()));
   double measure_seconds = 0, load_seconds = 0;
-  {
-    ScopedContext scope(ctx);
-    for (size_t i = 0; i < a.inputs.size(); ++i) {
-      const int layer = a.first_layer + int(i);
-      const auto t0 = std::chrono::steady_clock::now();
-      auto [q, k] = load_layer(a.inputs[i], a);
-      const auto qs = bhsd(q, "q"), ks = bhsd(k, "k");
-      if (qs[0] != ks[0] || qs[2] != ks[2] || qs[3] != ks[3])
-        bad_input(k.path, fmt::format("k is [{}, {}, {}, {}] but q is [{}, {}, {}, {}]: B, S and D must agree", ks[0],
-                                      ks[1], ks[2], ks[3], qs[0], qs[1], qs[2], qs[3]));
-      if (qs[1] % ks[1] != 0)
-        bad_input(k.path, fmt::format("k has {} heads, which do not divide q's {} (GQA)", ks[1], qs[1]));
-      const DType t = run_dtype(a, q.array);
-      tuner::DeviceTensor qd(qs[0], qs[1], qs[2], qs[3], t), kd(ks[0], ks[1], ks[2], ks[3], t);
-      qd.upload(tools::to_dtype_bits(q.array, t));
-      kd.upload(tools::to_dtype_bits(k.array, t));
-      q.array.data.clear(), q.array.data.shrink_to_fit();
-      k.array.data.clear(), k.array.data.shrink_to_fit();
-      const auto t1 = std::chrono::steady_clock::now();
-      load_seconds += std::chrono::duration<double>(t1 - t0).count();
-
-      tuner::LayerCalibrator cal(rt, qd.view(), kd.view(), o);
-      auto curves = cal.curves(layer, [&](int step, int steps) { progress.show(int(i), step, steps); });
-      measure_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-      heads.insert(heads.end(), curves.begin(), curves.end());
+  // Created after the first layer reads well, so a malformed input is reported as such anywhere.
+  std::unique_ptr<Runtime> rt;
+  std::unique_ptr<DeviceContext> context;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    const int layer = a.first_layer + int(i);
+    const auto t0 = std::chrono::steady_clock::now();
+    const HostLayer host = read_layer(a.inputs[i], a);
+    if (!rt) {
+      RuntimeOptions ro;
+      ro.device = a.device;
+      rt = std::make_unique<Runtime>(ro);
+      context = std::make_unique<DeviceContext>(a.device);
     }
+    const auto& qs = host.q_shape;
+    const auto& ks = host.k_shape;
+    tuner::DeviceTensor qd(qs[0], qs[1], qs[2], qs[3], host.dtype), kd(ks[0], ks[1], ks[2], ks[3], host.dtype);
+    qd.upload(host.q);
+    kd.upload(host.k);
+    const auto t1 = std::chrono::steady_clock::now();
+    load_seconds += std::chrono::duration<double>(t1 - t0).count();
+
+    tuner::LayerCalibrator cal(*rt, qd.view(), kd.view(), o);
+    auto curves = cal.curves(layer, [&](int step, int steps) { progress.show(int(i), step, steps); });
+    measure_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    heads.insert(heads.end(), curves.begin(), curves.end());
   }
   progress.done();
 
