@@ -166,7 +166,7 @@ std::string why_invalid(const Variant& v) {
       if (c.warps < 1 || c.warps > 16) return fmt::format("pool warps {} is out of range: use 1..16", c.warps);
       return {};
     case KernelKind::recall:
-      if (c.warps < 1 || c.warps > 32) return fmt::format("recall warps {} is out of range: use 1..32", c.warps);
+      if (c.warps < 1 || c.warps > 16) return fmt::format("recall warps {} is out of range: use 1..16", c.warps);
       return {};
     case KernelKind::select:
       if (c.path == AttnPath::wgmma) {

@@ -33,12 +33,17 @@ __device__ __forceinline__ bool attends(const RecallParams& p, const unsigned lo
   return (unit_mask[i64(block) * p.words + (j >> 6)] >> (j & 63)) & 1ull;
 }
 
+// Two CTAs per SM at most 128 registers: the key loads are scattered rows, so latency hides
+// behind more warps, not more unrolling.
+constexpr int kRecallMinCtasPerSm = 2;
+
 template <int Pq, int HeadDim, typename T, int Warps, bool Causal>
-__global__ void __launch_bounds__(Warps * 32) recall_kernel(const RecallParams p) {
+__global__ void __launch_bounds__(Warps * 32, kRecallMinCtasPerSm) recall_kernel(const RecallParams p) {
   constexpr int kRows = kRecallRowsPerCta;
   constexpr int kThreads = Warps * 32;
   constexpr int kVecsPerRow = HeadDim / kElemsPerVec<T>;
   static_assert(HeadDim % kElemsPerVec<T> == 0, "head_dim must be a multiple of 8");
+  static_assert(Warps >= 1 && Warps <= 16, "1..16 warps");
 
   __shared__ float4 q_rows[kRows][HeadDim / 4];  // q * sm_scale * log2(e)
   __shared__ int row_index[kRows];               // -1: no row (past the list, or out of range)
@@ -77,7 +82,7 @@ __global__ void __launch_bounds__(Warps * 32) recall_kernel(const RecallParams p
     float logit[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) logit[r] = 0.f;
-#pragma unroll 4
+#pragma unroll 2
     for (int v = 0; v < kVecsPerRow; ++v) {
       const vec16 x = load_vec16(key + v * kVecBytes);
       const u32 w[4] = {x.x, x.y, x.z, x.w};

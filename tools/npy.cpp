@@ -35,10 +35,19 @@ std::string field(const std::string& header, const std::string& key, const std::
 
 }  // namespace
 
-NpyArray read_npy(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+std::vector<char> read_file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) bad(path, "cannot be opened");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::streamoff size = f.tellg();
+  if (size < 0) bad(path, "cannot be read (its size is unknown)");
+  std::vector<char> bytes(static_cast<size_t>(size));
+  f.seekg(0);
+  if (!f.read(bytes.data(), size)) bad(path, "cannot be read");
+  return bytes;
+}
+
+NpyArray read_npy(const std::string& path) {
+  const std::vector<char> bytes = read_file_bytes(path);
   if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) bad(path, "not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len, offset;

@@ -17,6 +17,10 @@ struct NpyArray {
 // Throws std::runtime_error naming the path and what is wrong (magic, header, descr, size).
 NpyArray read_npy(const std::string& path);
 
+// A whole file's bytes, read in one call (dumps run to gigabytes). Throws std::runtime_error
+// naming the path when it cannot be opened or read.
+std::vector<char> read_file_bytes(const std::string& path);
+
 // The values as 16-bit patterns of `to`, rounded to nearest even: '<f2' (fp16), '<f4', '<f8',
 // 'bf16' (a safetensors BF16 tensor); '<u2', '<i2' and '|V2' are taken as raw bits of `to` (how
 // bf16 arrays are usually saved with NumPy).

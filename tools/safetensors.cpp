@@ -30,9 +30,7 @@ constexpr DtypeInfo kDtypes[] = {{"F16", "<f2", 2}, {"BF16", "bf16", 2}, {"F32",
 }  // namespace
 
 std::map<std::string, NpyArray> read_safetensors(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) bad(path, "cannot be opened");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes = read_file_bytes(path);
   if (bytes.size() < 8) bad(path, "not a safetensors file: shorter than its 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(static_cast<unsigned char>(bytes[size_t(i)])) << (8 * i);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the GPU machine: the calibration tests, then vecattn-calibrate on synthetic dumps of a
+# 28-layer x 28-head model (GQA 4 kv heads) at S=16K, timed, for a target sparsity and for a
+# target recall, and one layer's thresholds run through vecattn-bench from the exported file.
+# Usage: bash bench/calibrate_check.sh [bin-dir]
+set -u
+BIN=${1:-devbin}
+OUT=${OUT:-/tmp/vecattn-out}
+DUMPS=${DUMPS:-/tmp/vecattn-dumps}
+mkdir -p "$OUT"
+export VECATTN_CACHE_DIR=$(mktemp -d) VECATTN_LOG_LEVEL=warn
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== [calibration] tests"
+timeout 300 "$BIN/vecattn_gpu_tests" "[calibration]" >"$OUT/calibration_tests.log" 2>&1
+grep -E "warning:|recall kernel|target|FAILED|failed|passed" -A2 "$OUT/calibration_tests.log" | grep -vE "^--$" | head -40
+echo "== synthetic dumps"
+start=$(date +%s)
+timeout 300 python3 bench/synthetic_dumps.py "$DUMPS" --layers ${LAYERS:-28} --heads 28 --kv-heads 4 --seq-len 16384
+echo "written in $(( $(date +%s) - start )) s: $(du -sh "$DUMPS" | cut -f1)"
+inputs=""
+for f in "$DUMPS"/layer*.safetensors; do inputs="$inputs --input $f"; done
+for target in "--target-sparsity 0.75" "--target-recall 0.95"; do
+  echo "== vecattn-calibrate $target"
+  /usr/bin/time -f "wall %e s, max RSS %M KiB" timeout 400 "$BIN/vecattn-calibrate" --model synthetic-28x28 $inputs \
+    $target --out "$OUT/thresholds_${target##* }.json" 2>"$OUT/calibrate_err.log" | tee "$OUT/calibrate_${target##* }.log" | tail -8
+  tr '\r' '\n' <"$OUT/calibrate_err.log" | tail -3
+done
+echo "== vecattn-bench with layer 3's thresholds from the file"
+timeout 120 "$BIN/vecattn-bench" --input random --seq-len 16384 --heads 28 --kv-heads 4 --reps 3 --skip-dense \
+  --thresholds-file "$OUT/thresholds_0.75.json" --model synthetic-28x28 --layer 3 2>&1 | tail -4
+if [ "${FULL:-0}" = 1 ]; then
+  echo "== all [gpu] tests"
+  timeout 420 "$BIN/vecattn_gpu_tests" >"$OUT/gpu_tests.log" 2>&1
+  tail -3 "$OUT/gpu_tests.log"
+fi
