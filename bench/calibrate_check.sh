@@ -13,6 +13,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== [calibration] tests"
 timeout 300 "$BIN/vecattn_gpu_tests" "[calibration]" >"$OUT/calibration_tests.log" 2>&1
 grep -E "warning:|recall kernel|target|FAILED|failed|passed" -A2 "$OUT/calibration_tests.log" | grep -vE "^--$" | head -40
+for tool in memcheck racecheck; do
+  timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/vecattn_gpu_tests" \
+    "the recall kernel equals the fp64 reference on the GPU's own selection" >"$OUT/san_$tool.log" 2>&1
+  echo "$tool on the recall test: rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/san_$tool.log" | tail -1)"
+done
 echo "== synthetic dumps"
 start=$(date +%s)
 timeout 300 python3 bench/synthetic_dumps.py "$DUMPS" --layers ${LAYERS:-28} --heads 28 --kv-heads 4 --seq-len 16384
