@@ -234,7 +234,7 @@ TEST_CASE("calibration reaches the target sparsity and ranks heads by their shar
       for (size_t h = 0; h + 1 < spread.size(); ++h) {
         INFO(what << ": spread " << spread[h] << " " << per_spread[h] << " vs spread " << spread[h + 1] << " "
                   << per_spread[h + 1]);
-        CHECK(per_spread[h] <= per_spread[h + 1] + 0.02);  // neighbours may tie within sampling noise
+        CHECK(per_spread[h] <= per_spread[h + 1] + 0.05);  // neighbours may tie within sampling noise
       }
       INFO(what << ": flattest " << per_spread.front() << " sharpest " << per_spread.back());
       CHECK(per_spread.front() + 0.1 < per_spread.back());
