@@ -30,6 +30,19 @@ for target in "--target-sparsity 0.75" "--target-recall 0.95"; do
     $target --out "$OUT/thresholds_${target##* }.json" 2>"$OUT/calibrate_err.log" | tee "$OUT/calibrate_${target##* }.log" | tail -8
   tr '\r' '\n' <"$OUT/calibrate_err.log" | tail -3
 done
+echo "== vecattn-calibrate on .npy pairs: fp32 [H, S, D] q, fp16 [B, H, S, D] k (GQA), non-causal, Pq 128"
+python3 - "$DUMPS" <<'PY'
+import sys, numpy as np
+rng = np.random.default_rng(0)
+for i in range(2):
+    u = rng.standard_normal(64); u /= np.linalg.norm(u)
+    k = rng.standard_normal((1, 2, 3000, 64)) + rng.standard_normal((1, 2, 3000, 1)) * 2.0 * u
+    q = rng.standard_normal((8, 3000, 64)) + 8.0 * u
+    np.save(f"{sys.argv[1]}/q{i}.npy", q.astype(np.float32)); np.save(f"{sys.argv[1]}/k{i}.npy", k.astype(np.float16))
+PY
+timeout 120 "$BIN/vecattn-calibrate" --model npy-check --input "$DUMPS/q0.npy,$DUMPS/k0.npy" --input "$DUMPS/q1.npy,$DUMPS/k1.npy" \
+  --first-layer 5 --causal 0 --pq 128 --bk 32 --gk 8 --rows 64 --target-sparsity 0.5 --dtype fp16 --print-heads \
+  --out "$OUT/npy_check.json" 2>/dev/null | tail -6
 echo "== vecattn-bench with layer 3's thresholds from the file"
 timeout 120 "$BIN/vecattn-bench" --input random --seq-len 16384 --heads 28 --kv-heads 4 --reps 3 --skip-dense \
   --thresholds-file "$OUT/thresholds_0.75.json" --model synthetic-28x28 --layer 3 2>&1 | tail -4

@@ -359,6 +359,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 24));
   app.add_option("--extra", a.calib.extra, "thresholds measured for every head besides the bisection's")
       ->delimiter(',');
+  app.add_option("--around", a.calib.around,
+                 "per head, also the thresholds whose gap (-ln t) is these multiples of the bisected one")
+      ->delimiter(',');
   app.add_option("--seed", a.calib.seed, "seed of the row sample");
   app.add_option("--out", a.out_json, "also export the thresholds as a JSON file");
   app.add_option("--cache", a.cache_path, "cache database to store them in (default: the user cache)");

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <random>
@@ -36,6 +37,9 @@ void check_options(const CalibrationOptions& o) {
   for (float t : o.extra)
     if (!(t > 0 && t <= 1))
       throw Error(Status::invalid_argument, fmt::format("calibration: extra threshold {} must be in (0, 1]", t));
+  for (float m : o.around)
+    if (!(m > 0 && m < 100))
+      throw Error(Status::invalid_argument, fmt::format("calibration: gap multiple {} must be in (0, 100)", m));
 }
 
 }  // namespace
@@ -119,7 +123,7 @@ std::vector<HeadCurve> LayerCalibrator::curves(int layer, const std::function<vo
   auto record = [&](const LayerMeasure& m) {
     for (size_t h = 0; h < H; ++h) points[h][m.threshold[h]] = HeadPoint{m.threshold[h], m.recall[h], m.sparsity[h]};
   };
-  const int total = o_.bisect_steps + int(o_.extra.size());
+  const int total = o_.bisect_steps + (o_.bisect_steps ? int(o_.around.size()) : 0) + int(o_.extra.size());
   int done = 0;
 
   // Per head, the highest threshold whose recall still reaches the target lies in [lo, hi]:
@@ -131,6 +135,18 @@ std::vector<HeadCurve> LayerCalibrator::curves(int layer, const std::function<vo
     record(m);
     for (size_t h = 0; h < H; ++h) (m.recall[h] >= o_.bisect_recall ? lo[h] : hi[h]) = mid[h];
     if (step) step(++done, total);
+  }
+  if (o_.bisect_steps > 0) {
+    // The bisection's answer per head: the highest threshold seen reaching the target, else the
+    // lowest tried. Thresholds at multiples of its gap fill the curve on both sides.
+    std::vector<double> gap(H);
+    for (size_t h = 0; h < H; ++h) gap[h] = -std::log(double(lo[h] > 0 ? lo[h] : hi[h]));
+    for (float m : o_.around) {
+      std::vector<float> t(H);
+      for (size_t h = 0; h < H; ++h) t[h] = float(std::clamp(std::exp(-double(m) * gap[h]), 1e-6, 1.0));
+      record(measure(t));
+      if (step) step(++done, total);
+    }
   }
   for (float t : o_.extra) {
     record(measure(std::vector<float>(H, t)));

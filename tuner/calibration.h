@@ -23,6 +23,9 @@ struct CalibrationOptions {
   // Thresholds measured for every head besides the bisection's, so the assignment can trade
   // recall for sparsity in both directions.
   std::vector<float> extra{0.3f, 0.5f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f, 0.98f, 0.995f};
+  // And, per head, thresholds around the bisection's: its gap (-ln t) times each of these, so
+  // every head has points on both sides of its operating point however sharp it is.
+  std::vector<float> around{0.25f, 0.5f, 0.75f, 1.25f, 1.5f, 2.f};
   uint64_t seed = 1;
 
   // How the points were measured, stored with each threshold row: "pq64-bk16-gk16-causal rows=256".
@@ -48,8 +51,8 @@ class LayerCalibrator {
   // One select (with statistics) and one recall launch at one threshold per q head.
   LayerMeasure measure(const std::vector<float>& thresholds);
 
-  // Every head's curve: the bisection's points and the extra points, each threshold once,
-  // ordered by threshold. `step` is called after each measurement with (done, total).
+  // Every head's curve: the bisection's points, the points around its result and the extra
+  // points, each threshold once, ordered by threshold. `step` is called after each measurement with (done, total).
   std::vector<HeadCurve> curves(int layer, const std::function<void(int, int)>& step = {});
 
   // The sampled rows (ascending), for reports and tests.
