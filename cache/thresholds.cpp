@@ -19,13 +19,6 @@ namespace {
 constexpr const char* kFormat = "vecattn-thresholds";
 constexpr int kFileVersion = 1;
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -57,7 +50,7 @@ void Database::put_thresholds(const std::vector<ThresholdRow>& rows) {
       fail(fmt::format("threshold row {} layer {} head {}: {}", r.model, r.layer, r.head, why));
   exec(db_, "BEGIN IMMEDIATE");
   try {
-    const std::string now = utc_now();
+    const std::string now = utc_timestamp();
     for (const auto& r : rows) {
       Statement put(db_, "INSERT OR REPLACE INTO thresholds (model, layer, head, threshold, recall, sparsity, options, "
                          "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");

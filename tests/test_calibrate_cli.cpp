@@ -1,34 +1,20 @@
 // vecattn-calibrate's command line without a GPU: every bad input is an error naming the file and
 // the fault (exit 1), before any GPU work; good inputs on a machine without a driver exit 2.
 #include <catch2/catch.hpp>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <cstdint>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "run_command.h"
 #include "temp_dir.h"
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
+using Result = vecattn::test::CommandResult;
 
 Result calibrate(const std::string& args, const std::string& env = "VECATTN_LIBCUDA=/nonexistent/libcuda.so.1") {
-  const std::string cmd = env + " " VECATTN_CALIBRATE_PATH " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return vecattn::test::run_command(env + " " VECATTN_CALIBRATE_PATH " " + args);
 }
 
 // A little-endian fp32 .npy file of the given shape (values 0.5).

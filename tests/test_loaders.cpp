@@ -1,31 +1,17 @@
 // The loaders fail cleanly: run the real tool in a child process with libcuda or NVRTC pointed at
 // something that is not there (each process opens them once, so this needs a fresh process).
 #include <catch2/catch.hpp>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <string>
 
+#include "run_command.h"
 #include "temp_dir.h"
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
+using Result = vecattn::test::CommandResult;
 
 Result run(const std::string& env, const std::string& args) {
-  const std::string cmd = env + " " VECATTN_TUNE_PATH " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return vecattn::test::run_command(env + " " VECATTN_TUNE_PATH " " + args);
 }
 
 }  // namespace

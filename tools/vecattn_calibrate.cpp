@@ -22,6 +22,7 @@
 
 #include "cache/database.h"
 #include "cache/thresholds.h"
+#include "cache/tuned.h"
 #include "codegen/error.h"
 #include "runtime/driver.h"
 #include "runtime/runtime.h"
@@ -140,15 +141,6 @@ DType run_dtype(const Args& a, const tools::NpyArray& q) {
   if (!a.dtype.empty()) return parse_dtype(a.dtype);
   if (q.descr == "<f2") return DType::fp16;
   return DType::bf16;  // bf16 dumps, and fp32 ones (bf16 keeps fp32's range)
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string database_path(const Args& a) {
@@ -287,7 +279,7 @@ int run(const Args& a) {
   }
 
   std::vector<cache::ThresholdRow> rows;
-  const std::string created = utc_now();
+  const std::string created = cache::utc_timestamp();
   const std::string options = fmt::format("{} target={}", o.describe(), target);
   for (size_t h = 0; h < heads.size(); ++h) {
     const tuner::HeadPoint& p = heads[h].points[size_t(choice.choice[h])];
