@@ -91,23 +91,10 @@ class Parser {
     return v;
   }
 
-  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
   std::string number() {
     const size_t start = i_;
-    auto digits = [&] {
-      const size_t from = i_;
-      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-      return i_ > from;
-    };
-    auto take = [&](char ch) { return i_ < s_.size() && s_[i_] == ch && (++i_, true); };
-    take('-');
-    const size_t int_start = i_;
-    bool ok = digits() && !(s_[int_start] == '0' && i_ - int_start > 1);
-    if (ok && take('.')) ok = digits();
-    if (ok && (take('e') || take('E'))) {
-      if (!take('+')) take('-');
-      ok = digits();
-    }
+    bool ok = false;
+    i_ = scan_json_number(s_, i_, &ok);
     if (!ok) fail("malformed number '" + std::string(s_.substr(start, i_ - start + 1)) + "'");
     return std::string(s_.substr(start, i_ - start));
   }
@@ -171,6 +158,33 @@ bool JsonValue::real(double* out) const {
 
 std::unique_ptr<JsonValue> parse_json(std::string_view text, const std::string& origin) {
   return Parser(text, origin).document();
+}
+
+size_t scan_json_number(std::string_view text, size_t pos, bool* ok) {
+  auto digits = [&] {
+    const size_t from = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    return pos > from;
+  };
+  auto take = [&](char c) { return pos < text.size() && text[pos] == c && (++pos, true); };
+  take('-');
+  const size_t int_start = pos;
+  *ok = digits() && !(text[int_start] == '0' && pos - int_start > 1);
+  if (*ok && take('.')) *ok = digits();
+  if (*ok && (take('e') || take('E'))) {
+    if (!take('+')) take('-');
+    *ok = digits();
+  }
+  return pos;
+}
+
+std::string json_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
 }
 
 }  // namespace vecattn::cache

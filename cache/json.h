@@ -27,4 +27,12 @@ struct JsonValue {
 // Throws std::runtime_error("<origin>: line N: <what>") for anything malformed.
 std::unique_ptr<JsonValue> parse_json(std::string_view text, const std::string& origin);
 
+// Scans the JSON number -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? starting at text[pos]:
+// returns where the scan stopped (the end of the number when *ok), for both JSON readers.
+size_t scan_json_number(std::string_view text, size_t pos, bool* ok);
+
+// A JSON string literal of s, escaping '"' and '\' (the files vecattn writes hold no control
+// characters; the readers take these escapes back).
+std::string json_quote(const std::string& s);
+
 }  // namespace vecattn::cache

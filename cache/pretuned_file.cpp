@@ -20,6 +20,7 @@
 #include <tuple>
 #include <utility>
 
+#include "cache/json.h"
 #include "codegen/error.h"
 
 namespace vecattn::cache {
@@ -29,30 +30,21 @@ namespace {
 
 // ---- writing ----
 
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + '"';
-}
-
 // The row's keys in file order, each with its value as JSON text. The reader takes its list of
 // known keys from here, so the two cannot drift apart.
 std::vector<std::pair<std::string, std::string>> json_fields(const TunedRow& r) {
-  return {{"kernel_key", quote(r.kernel_key)},
-          {"config", quote(r.config)},
-          {"device_name", quote(r.device_name)},
-          {"arch", quote(r.arch)},
+  return {{"kernel_key", json_quote(r.kernel_key)},
+          {"config", json_quote(r.config)},
+          {"device_name", json_quote(r.device_name)},
+          {"arch", json_quote(r.arch)},
           {"median_ms", fmt::format("{}", r.median_ms)},
           {"default_ms", fmt::format("{}", r.default_ms)},
           {"density", fmt::format("{}", r.density)},
           {"seq_len", fmt::format("{}", r.seq_len)},
           {"driver_version", fmt::format("{}", r.driver_version)},
-          {"nvrtc_version", quote(r.nvrtc_version)},
-          {"library_version", quote(r.library_version)},
-          {"created", quote(r.created)}};
+          {"nvrtc_version", json_quote(r.nvrtc_version)},
+          {"library_version", json_quote(r.library_version)},
+          {"created", json_quote(r.created)}};
 }
 
 std::string row_line(const TunedRow& r) {
@@ -172,20 +164,8 @@ class Reader {
   // A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
   std::string number() {
     const size_t start = pos_;
-    auto digits = [&] {
-      const size_t from = pos_;
-      while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
-      return pos_ > from;
-    };
-    auto take = [&](char c) { return pos_ < text_.size() && text_[pos_] == c && (++pos_, true); };
-    take('-');
-    const size_t int_start = pos_;
-    bool ok = digits() && !(text_[int_start] == '0' && pos_ - int_start > 1);
-    if (ok && take('.')) ok = digits();
-    if (ok && (take('e') || take('E'))) {
-      if (!take('+')) take('-');
-      ok = digits();
-    }
+    bool ok = false;
+    pos_ = scan_json_number(text_, pos_, &ok);
     if (!ok) fail_at(line_, fmt::format("malformed number '{}'", text_.substr(start, pos_ - start + 1)));
     return std::string(text_.substr(start, pos_ - start));
   }
@@ -302,7 +282,7 @@ class Reader {
     return v;
   }
 
-  static std::string shown(const Scalar& s) { return s.is_string ? quote(s.text) : s.text; }
+  static std::string shown(const Scalar& s) { return s.is_string ? json_quote(s.text) : s.text; }
 
   std::string_view text_;
   std::string origin_;
@@ -337,7 +317,7 @@ std::string export_tuned(const std::vector<TunedRow>& rows) {
     if (i > 0 && !by_key_then_device(sorted[i - 1], r))
       fail(fmt::format("cannot export two tuned configs of {} on '{}'", r.kernel_key, r.device_name));
   }
-  std::string out = fmt::format("{{\n  \"format\": {},\n  \"version\": {},\n  \"configs\": [", quote(kPretunedFormat),
+  std::string out = fmt::format("{{\n  \"format\": {},\n  \"version\": {},\n  \"configs\": [", json_quote(kPretunedFormat),
                                 kPretunedVersion);
   for (size_t i = 0; i < sorted.size(); ++i) out += (i ? ",\n    " : "\n    ") + row_line(sorted[i]);
   out += sorted.empty() ? "]\n}\n" : "\n  ]\n}\n";

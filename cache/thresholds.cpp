@@ -19,15 +19,6 @@ namespace {
 constexpr const char* kFormat = "vecattn-thresholds";
 constexpr int kFileVersion = 1;
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::string check_threshold_row(const ThresholdRow& r) {
@@ -93,8 +84,8 @@ void write_thresholds_file(const std::string& path, const std::vector<ThresholdR
     const ThresholdRow& r = rows[i];
     text += fmt::format("    {{\"model\": {}, \"layer\": {}, \"head\": {}, \"threshold\": {:.9g}, \"recall\": {:.9g}, "
                         "\"sparsity\": {:.9g}, \"options\": {}, \"created\": {}}}{}\n",
-                        json_string(r.model), r.layer, r.head, r.threshold, r.recall, r.sparsity, json_string(r.options),
-                        json_string(r.created), i + 1 < rows.size() ? "," : "");
+                        json_quote(r.model), r.layer, r.head, r.threshold, r.recall, r.sparsity, json_quote(r.options),
+                        json_quote(r.created), i + 1 < rows.size() ? "," : "");
   }
   text += "  ]\n}\n";
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -233,6 +233,19 @@ class SelectStage {
   SelectSm90Params sm90_{};
 };
 
+// Select's kept counts of a chunk of n units (n * nq ints), for statistics: zeroed before select
+// adds to them, then copied to the host; the copy is waited for, since the next chunk reuses the
+// workspace.
+void clear_counts(int* counts, int64_t words, CUstream s) {
+  const Driver& d = Driver::get();
+  d.check(d.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(counts), 0, size_t(words) * 4, s), "cuMemsetD8Async");
+}
+void fetch_counts(const int* counts, int* host, int64_t words, CUstream s) {
+  const Driver& d = Driver::get();
+  d.check(d.cuMemcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(counts), size_t(words) * 4, s), "cuMemcpyDtoHAsync");
+  d.check(d.cuStreamSynchronize(s), "cuStreamSynchronize");
+}
+
 // Density per row from the kept counts [units][nq] (docs/semantics.md §6); sink and diagonal are
 // implied. Fills density, sparsity and kept_pairs.
 void add_density(const PrefillPlan& plan, const std::vector<int>& counts_host, PrefillStats* stats) {
@@ -313,9 +326,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
 
     stage.pool_units(u0, n, buf.pooled, s);
     timer.mark(s);
-    if (stats)
-      drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(buf.counts), 0, size_t(n * plan.pooled * 4), s),
-                "cuMemsetD8Async");
+    if (stats) clear_counts(buf.counts, n * plan.pooled, s);
     stage.select_units(u0, n, buf.pooled, buf.mask, u0, stats ? buf.counts : nullptr, false, s);
     timer.mark(s);
 
@@ -335,13 +346,7 @@ void Runtime::prefill(const Tensor& q, const Tensor& k, const Tensor& v, const T
       attend_prefix->launch(ap, unsigned(n), s);
     }
     timer.mark(s);
-    if (stats) {
-      drv.check(drv.cuMemcpyDtoHAsync(counts_host.data() + u0 * plan.pooled, reinterpret_cast<CUdeviceptr>(buf.counts),
-                                      size_t(n * plan.pooled * 4), s),
-                "cuMemcpyDtoHAsync");
-      // The next chunk reuses the workspace: the copy must land first.
-      drv.check(drv.cuStreamSynchronize(s), "cuStreamSynchronize");
-    }
+    if (stats) fetch_counts(buf.counts, counts_host.data() + u0 * plan.pooled, n * plan.pooled, s);
   }
   if (!stats) return;
 
@@ -369,7 +374,6 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
   const int d = int(plan.head_dim);
   const LoadedKernel& pool = impl_->kernel(key(KernelKind::pool, plan.pq, 0, 0, d, plan.dtype, false));
   const LoadedKernel& sel = impl_->kernel(key(KernelKind::select, plan.pq, plan.bk, plan.gk, d, plan.dtype, plan.causal));
-  const Driver& drv = Driver::get();
   ScopedContext scope(impl_->context);
   const CUstream s = reinterpret_cast<CUstream>(stream);
   if (stats) require_not_capturing(s, "selection statistics need a host synchronization");
@@ -392,17 +396,10 @@ void Runtime::select(const Tensor& q, const Tensor& k, const PrefillParams& para
     timer.mark(s);
     stage.pool_units(u0, n, ws.data, s);
     timer.mark(s);
-    if (counts)
-      drv.check(drv.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(counts), 0, size_t(n * plan.pooled * 4), s),
-                "cuMemsetD8Async");
+    if (counts) clear_counts(counts, n * plan.pooled, s);
     stage.select_units(u0, n, ws.data, static_cast<unsigned long long*>(out.data), 0, counts, true, s);
     timer.mark(s);
-    if (counts) {
-      drv.check(drv.cuMemcpyDtoHAsync(counts_host.data() + u0 * plan.pooled, reinterpret_cast<CUdeviceptr>(counts),
-                                      size_t(n * plan.pooled * 4), s),
-                "cuMemcpyDtoHAsync");
-      drv.check(drv.cuStreamSynchronize(s), "cuStreamSynchronize");  // the next chunk reuses the workspace
-    }
+    if (counts) fetch_counts(counts, counts_host.data() + u0 * plan.pooled, n * plan.pooled, s);
   }
   if (!stats) return;
   *stats = PrefillStats{};
