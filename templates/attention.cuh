@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
     // A row with nothing seen yet keeps max -inf; subtracting 0 instead keeps exp2 finite.
     const float base_a = new_a == neg_inf() ? 0.f : new_a * scale;
     const float base_b = new_b == neg_inf() ? 0.f : new_b * scale;
-    const float alpha_a = exp2f(max_a * scale - base_a), alpha_b = exp2f(max_b * scale - base_b);
+    const float alpha_a = fast_exp2(max_a * scale - base_a), alpha_b = fast_exp2(max_b * scale - base_b);
     max_a = new_a;
     max_b = new_b;
     sum_a *= alpha_a;
@@ -148,10 +148,10 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
     }
 #pragma unroll
     for (int n = 0; n < BN / 8; ++n) {
-      s[n][0] = exp2f(s[n][0] * scale - base_a);
-      s[n][1] = exp2f(s[n][1] * scale - base_a);
-      s[n][2] = exp2f(s[n][2] * scale - base_b);
-      s[n][3] = exp2f(s[n][3] * scale - base_b);
+      s[n][0] = fast_exp2(s[n][0] * scale - base_a);
+      s[n][1] = fast_exp2(s[n][1] * scale - base_a);
+      s[n][2] = fast_exp2(s[n][2] * scale - base_b);
+      s[n][3] = fast_exp2(s[n][3] * scale - base_b);
       sum_a += s[n][0] + s[n][1];
       sum_b += s[n][2] + s[n][3];
     }

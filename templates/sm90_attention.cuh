@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kAttnSm90Threads, 1) attn_sm90_kernel(const __
   if (threadIdx.x == 0) {
     mbar_init(sm.q_full(), 1);
     for (int s = 0; s < Stages; ++s) {
-      mbar_init(sm.full(s), kFullArrivals);
+      mbar_init(sm.full(s), Producer<Cfg>::kFullArrivals);
       // One arrival per consumer warp that reads the stage.
       mbar_init(sm.empty(s), (Cfg::kSplitKeys ? 1 : Cfg::kConsumers) * kWarpgroupThreads / 32);
     }

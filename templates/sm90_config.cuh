@@ -23,6 +23,10 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   // Two producer warpgroups: cp.async gathers are limited by the copies each warp keeps in flight
   // (one producer warpgroup moved ~12 B/clk per SM), so eight warps issue them.
   static constexpr int kProducerThreads = kAttnSm90ProducerThreads;
+  // The threads that run the key schedule and issue the copies: every producer where rows are
+  // gathered; one warpgroup for dense tiles (one thread issues their TMA boxes; more warps would
+  // only spin on the ring's barriers in the consumers' issue slots).
+  static constexpr int kLoaderThreads = kSparse ? kProducerThreads : kWarpgroupThreads;
   static constexpr int kThreads = kAttnSm90Threads;
   // 65536 registers per SM: the producer needs few (addresses, the key schedule), the consumers
   // hold S and O accumulators (2 x 64 fp32 at BN = D = 128) and P.
@@ -48,6 +52,10 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   // The merge of split-key partials reuses the K/V stages: O (HeadDim/2 floats) and 4 row
   // statistics per consumer thread.
   static_assert((HeadDim / 2 + 4) * kWarpgroupThreads * 4 <= Stages * kLayout.stage_bytes, "merge scratch");
+
+  // Q.K^T with Q in registers (32 more per thread at D = 128) where the accumulators leave room:
+  // at 64-key tiles S, P, O and Q take 144 of the consumer's 208.
+  static constexpr bool kQInRegs = BN == 64;
 
   static constexpr int kAccS = BN / 2;        // S accumulator floats per consumer thread
   static constexpr int kAccO = HeadDim / 2;   // O accumulator floats per consumer thread

@@ -1,6 +1,6 @@
 #pragma once
-// A consumer warpgroup's main loop: for each key tile it owns, S = Q.K^T (wgmma, both operands in
-// shared memory), the mask where the tile needs one, the online softmax, then O += P.V (wgmma, P
+// A consumer warpgroup's main loop: for each key tile it owns, S = Q.K^T (wgmma; Q from registers
+// at 64-key tiles, else from shared memory), the mask where the tile needs one, the online softmax, then O += P.V (wgmma, P
 // from registers), and the stage handed back to the producer. A tile's softmax overlaps the
 // previous tile's P.V (FlashAttention-3's intra-warpgroup pipelining), and the two consumers
 // share the tensor cores: while one runs its softmax the other's MMAs proceed.
@@ -44,30 +44,38 @@ template <class Cfg> struct Consumer {
   }
 
   __device__ void run(const AttnParams& p, const AttnSmem<Cfg>& sm) {
-    // K-major descriptors: Q rows of this consumer, K rows of a stage; one k-step is 16 columns
-    // (32 bytes) inside a 64-column block, the next block is a whole block further.
-    const u32 q_base = smem_addr(sm.q()) + (Cfg::kSplitKeys ? 0 : wg * 64 * kRowBytes);
-    auto q_desc = [&](int kk) {
-      return sw128_desc(q_base + (kk / 4) * Cfg::QTile::kBlockBytes + (kk % 4) * 32, 16, kSwizzleAtomBytes);
-    };
-    auto k_desc = [&](int stage, int kk) {
-      return sw128_desc(smem_addr(sm.k(stage)) + (kk / 4) * Cfg::KVTile::kBlockBytes + (kk % 4) * 32, 16,
-                        kSwizzleAtomBytes);
-    };
+    // K-major descriptors: Q rows of this consumer, K rows of a stage.
+    const Sw128Desc q_desc(smem_addr(sm.q()) + (Cfg::kSplitKeys ? 0 : wg * 64 * kRowBytes), 16, kSwizzleAtomBytes);
+    auto k_desc = [&](int stage) { return Sw128Desc(smem_addr(sm.k(stage)), 16, kSwizzleAtomBytes); };
     // MN-major V: a k-step is 16 keys (rows); the 64-column atoms of D lie a block apart.
-    auto v_desc = [&](int stage, int kk) {
-      return sw128_desc(smem_addr(sm.v(stage)) + kk * 16 * kRowBytes, Cfg::KVTile::kBlockBytes, kSwizzleAtomBytes);
+    auto v_desc = [&](int stage) {
+      return Sw128Desc(smem_addr(sm.v(stage)), Cfg::KVTile::kBlockBytes, kSwizzleAtomBytes);
     };
+    // K-major k-step kk: 16 columns (32 bytes) inside a 64-column block, the next block a whole
+    // block further.
+    auto k_step = [](int kk, int block_bytes) { return u32((kk / 4) * block_bytes + (kk % 4) * 32); };
 
     const int lane = int(threadIdx.x) % 32;
+    // Q in registers (the A-fragment layout, loaded once): the S GEMM then reads only K from
+    // shared memory. With both operands there, a 64-key tile's S GEMM alone needs 128 B/clk, all
+    // of the SM's shared-memory bandwidth, while the copies into the ring also write to it.
+    u32 qa[Cfg::kQInRegs ? kD / 16 : 1][4];
     auto issue_qk = [&](float (&s)[Cfg::kAccS], int stage) {
+      const Sw128Desc k = k_desc(stage);
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) WgmmaSS<T, kBN>::run(s, q_desc(kk), k_desc(stage, kk), kk > 0);
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const u64 kd = k.at(k_step(kk, Cfg::KVTile::kBlockBytes));
+        if constexpr (Cfg::kQInRegs)
+          WgmmaRSK<T, kBN>::run(s, qa[kk], kd, kk > 0);
+        else
+          WgmmaSS<T, kBN>::run(s, q_desc.at(k_step(kk, Cfg::QTile::kBlockBytes)), kd, kk > 0);
+      }
       wgmma_commit();
     };
     auto issue_pv = [&](u32 (&pa)[kBN / 16][4], int stage) {
+      const Sw128Desc v = v_desc(stage);
 #pragma unroll
-      for (int kk = 0; kk < kBN / 16; ++kk) WgmmaRS<T, kD>::run(o, pa[kk], v_desc(stage, kk));
+      for (int kk = 0; kk < kBN / 16; ++kk) WgmmaRS<T, kD>::run(o, pa[kk], v.at(kk * 16 * kRowBytes));
       wgmma_commit();
     };
     auto release = [&](int stage) {
@@ -84,6 +92,15 @@ template <class Cfg> struct Consumer {
     };
 
     mbar_wait(sm.q_full(), 0);
+    if constexpr (Cfg::kQInRegs) {
+      // ldmatrix x4 per k-step: lanes 0-15 address rows 0-15 of the warp's 16 at the step's first
+      // 8 columns, lanes 16-31 the same rows at the next 8 (the wgmma A-fragment order).
+      const int warp = (int(threadIdx.x) % kWarpgroupThreads) / 32;
+      const int row = (Cfg::kSplitKeys ? 0 : wg * 64) + warp * 16 + (lane & 15);
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        ldmatrix_x4(qa[kk], smem_addr(sm.q()) + Cfg::QTile::offset(row, kk * 2 + (lane >> 4)));
+    }
     const int step = Cfg::kSplitKeys ? 2 : 1;
     int j = Cfg::kSplitKeys ? wg : 0;
     int info = acquire(j);

@@ -7,10 +7,11 @@
 //     every 8th (D = 128) row, so a row's address is computed once per chunk group. (sm_90 has no
 //     gathering TMA, and one box per row went through the uniform datapath lane by lane: about
 //     20 cycles a box, 4 boxes a key, slower than cp.async by 2x.)
-// A stage is published on its `full` barrier twice per producer thread: once when its cp.async
-// copies have landed (cp.async.mbarrier.arrive, immediate when it issued none) and once with
-// release semantics for the key indices and tile info it wrote; the first thread's second
-// arrival also expects the copy engine's bytes.
+// A stage is published on its `full` barrier by one arrival per producer warp, with release
+// semantics for the key indices and tile info the warp wrote (the first warp's also expects the
+// copy engine's bytes). A gathered tile's threads first make the barrier wait for their cp.async
+// copies. (One arrival per thread, twice, cost 512 shared-memory atomics on one address per
+// tile, in the same pipe the MMAs read their operands from.)
 #include "key_schedule.cuh"
 #include "sm90_config.cuh"
 #include "sm90_scheduler.cuh"
@@ -18,17 +19,16 @@
 namespace vecattn {
 namespace sm90 {
 
-// Arrivals on one stage's `full` barrier: two per producer thread (plus the copy engine's bytes).
-constexpr int kFullArrivals = 2 * kAttnSm90ProducerThreads;
-
 template <class Cfg> struct Producer {
   using T = typename Cfg::T;
-  using Group = NamedGroup<1, Cfg::kProducerThreads, 0>;  // the producer warpgroups, barrier 1
+  using Group = NamedGroup<1, Cfg::kLoaderThreads, 0>;  // the loading producers, barrier 1
+  // Arrivals on one stage's `full` barrier: one per loading warp (plus the copy engine's bytes).
+  static constexpr int kFullArrivals = Cfg::kLoaderThreads / 32;
   static constexpr int kColBlocks = Cfg::kHeadDim / 64;
   static constexpr u32 kTileBytes = 2u * Cfg::KVTile::kBytes;  // K and V, out-of-bounds rows included
   static constexpr u32 kQBytes = Cfg::QTile::kBytes;
   static constexpr int kChunks = Cfg::kHeadDim / 8;                 // 16-byte chunks per row
-  static constexpr int kRowsPerPass = Cfg::kProducerThreads / kChunks;  // rows one pass of the group copies
+  static constexpr int kRowsPerPass = Cfg::kLoaderThreads / kChunks;  // rows one pass of the group copies
 
   // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async.
   __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
@@ -48,6 +48,7 @@ template <class Cfg> struct Producer {
   __device__ static void run(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
+    if (tid >= Cfg::kLoaderThreads) return;
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
     const T* v = static_cast<const T*>(p.v) + i64(w.batch) * p.v_stride_b + i64(w.kv_head) * p.v_stride_h;
 
@@ -97,13 +98,15 @@ template <class Cfg> struct Producer {
       } else {
         ++terminals;
       }
-      mbar_arrive_on_copies(full);
-      // Keys ascend within a tile, so its last key tells whether a causal row may lie before it.
+      if (n > 0 && !by_engine) mbar_track_copies(full);
+      // The warp's writes and copy tracking come before its one release arrival.
+      __syncwarp();
       if (tid == 0) {
+        // Keys ascend within a tile, so its last key tells whether a causal row may lie before it.
         *sm.info(stage) = n | ((n > 0 && (n < Cfg::kBN || (Cfg::kCausal && idx[n - 1] > w.m0))) ? kTileMasked : 0) |
                           (n > 0 && !by_engine ? kTileGathered : 0);
         mbar_arrive_expect_tx(full, by_engine ? kTileBytes : 0);
-      } else {
+      } else if (tid % 32 == 0) {
         mbar_arrive(full);
       }
     }

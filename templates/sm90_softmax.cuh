@@ -32,18 +32,18 @@ template <int BN, int HeadDim, typename T> struct OnlineSoftmax {
     const float new_a = fmaxf(max_a, tile_a), new_b = fmaxf(max_b, tile_b);
     const float base_a = new_a == neg_inf() ? 0.f : new_a * scale_log2;
     const float base_b = new_b == neg_inf() ? 0.f : new_b * scale_log2;
-    alpha_a = exp2f(max_a * scale_log2 - base_a);
-    alpha_b = exp2f(max_b * scale_log2 - base_b);
+    alpha_a = fast_exp2(max_a * scale_log2 - base_a);
+    alpha_b = fast_exp2(max_b * scale_log2 - base_b);
     max_a = new_a;
     max_b = new_b;
     sum_a *= alpha_a;
     sum_b *= alpha_b;
 #pragma unroll
     for (int n = 0; n < BN / 8; ++n) {
-      s[4 * n] = exp2f(fmaf(s[4 * n], scale_log2, -base_a));
-      s[4 * n + 1] = exp2f(fmaf(s[4 * n + 1], scale_log2, -base_a));
-      s[4 * n + 2] = exp2f(fmaf(s[4 * n + 2], scale_log2, -base_b));
-      s[4 * n + 3] = exp2f(fmaf(s[4 * n + 3], scale_log2, -base_b));
+      s[4 * n] = fast_exp2(fmaf(s[4 * n], scale_log2, -base_a));
+      s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], scale_log2, -base_a));
+      s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], scale_log2, -base_b));
+      s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], scale_log2, -base_b));
       sum_a += s[4 * n] + s[4 * n + 1];
       sum_b += s[4 * n + 2] + s[4 * n + 3];
     }

@@ -39,6 +39,21 @@ __device__ __forceinline__ u64 sw128_desc(u32 smem_addr, u32 leading_bytes, u32 
          (u64(1) << 62);
 }
 
+// The same descriptor split in its two words, for main loops that step through a tile: the high
+// word (stride, swizzle) is fixed per operand, and a byte offset inside the tile adds to the low
+// word's address field, which cannot carry (shared memory ends below 256 KiB). One add per MMA
+// instead of rebuilding the 64-bit word each time.
+struct Sw128Desc {
+  u32 lo, hi;
+  __device__ __forceinline__ Sw128Desc(u32 smem_addr, u32 leading_bytes, u32 stride_bytes)
+      : lo(((smem_addr & 0x3ffff) >> 4) | ((leading_bytes >> 4) << 16)), hi((stride_bytes >> 4) | (1u << 30)) {}
+  __device__ __forceinline__ u64 at(u32 byte_offset) const {
+    u64 d;
+    asm("mov.b64 %0, {%1, %2};" : "=l"(d) : "r"(lo + (byte_offset >> 4)), "r"(hi));
+    return d;
+  }
+};
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wgmma_wait() {
@@ -153,9 +168,10 @@ __device__ __forceinline__ void mbar_init(u32 bar, int count) {
 __device__ __forceinline__ void mbar_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Arrives once this thread's earlier cp.async copies have landed (counts as one arrival).
-__device__ __forceinline__ void mbar_arrive_on_copies(u32 bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+// Holds the current phase open until this thread's earlier cp.async copies have landed; not an
+// arrival (the pending count goes up now and down when they land).
+__device__ __forceinline__ void mbar_track_copies(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
 // Waits (acquire) until the phase of parity `parity` has completed.
 __device__ __forceinline__ void mbar_wait(u32 bar, int parity) {
