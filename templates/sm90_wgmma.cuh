@@ -168,10 +168,9 @@ __device__ __forceinline__ void mbar_init(u32 bar, int count) {
 __device__ __forceinline__ void mbar_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Holds the current phase open until this thread's earlier cp.async copies have landed; not an
-// arrival (the pending count goes up now and down when they land).
-__device__ __forceinline__ void mbar_track_copies(u32 bar) {
-  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+// Arrives once this thread's earlier cp.async copies have landed (counts as one arrival).
+__device__ __forceinline__ void mbar_arrive_on_copies(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
 // Waits (acquire) until the phase of parity `parity` has completed.
 __device__ __forceinline__ void mbar_wait(u32 bar, int parity) {
