@@ -21,7 +21,7 @@ timeout 150 python3 bench/peer_sdpa.py --seq-len "$SEQ" --heads 32 --causal 1 --
 F="^# config|S method"
 for dir in "$@"; do
   which=$(basename "$dir")
-  # fresh kernel cache per build: the two builds share variant names but not kernel sources
+  # fresh kernel cache per build: the builds share variant names but not kernel sources
   export VECATTN_CACHE_DIR=$(mktemp -d)
   echo "== $which ($dir): causal Pq 64 with dense"
   timeout 200 "$dir/vecattn-bench" --input random --seq-len "$SEQ" --thresholds 0.8,0.9 --recall-rows 0 \
