@@ -53,8 +53,9 @@ template <typename T> __device__ __forceinline__ void accumulate(float (&acc)[8]
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
 // 2^x in one MUFU instruction. exp2f without fast math adds a range test and two scalings to keep
-// results below 2^-126 (four instructions an element, a third of the softmax); a probability that
-// small is zero after rounding to the 16-bit P operand anyway. exp2(-inf) = 0.
+// results below 2^-126 (four instructions an element, a third of the softmax); here they flush to
+// zero, and a key weighing under 2^-126 of the row's maximum (weight 1) cannot move the output.
+// exp2(-inf) = 0.
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
