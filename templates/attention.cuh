@@ -12,6 +12,20 @@
 
 namespace vecattn {
 
+// Whether some key of a tile is one a row of this warp must not attend: an empty slot (-1), or,
+// causal, a key after the warp's first row (a later row sees every key its first row sees).
+// Warp-uniform, so the per-element checks are skipped as a whole.
+template <int BN, bool Causal> __device__ __forceinline__ bool tile_needs_mask(const int* keys, int first_row, int lane) {
+  bool hidden = false;
+#pragma unroll
+  for (int j0 = 0; j0 < BN; j0 += 32) {
+    const int key = j0 + lane < BN ? keys[j0 + lane] : 0;
+    // Causal: one unsigned compare covers both, a -1 slot being the largest u32.
+    hidden |= Causal ? u32(key) > u32(first_row) : key < 0;
+  }
+  return __any_sync(0xffffffffu, hidden);
+}
+
 template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq>
 __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constant__ AttnParams p) {
   constexpr int kWarps = BM / 16;
@@ -41,10 +55,20 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
   const T* k = static_cast<const T*>(p.k) + i64(batch) * p.k_stride_b + i64(kv_head) * p.k_stride_h;
   const T* v = static_cast<const T*>(p.v) + i64(batch) * p.v_stride_b + i64(kv_head) * p.v_stride_h;
 
-  for (int i = tid; i < BM * QTile::kChunks; i += kThreads) {
-    const int r = i / QTile::kChunks, c = i % QTile::kChunks;
-    const bool valid = m0 + r < p.seq_len;
-    cp_async_16(smem_addr(q_tile + QTile::offset(r, c)), q + i64(valid ? m0 + r : 0) * p.q_stride_s + c * 8, valid);
+  using QCopy = TileCopy<BM, HeadDim, kThreads>;
+  using KVCopy = TileCopy<BN, HeadDim, kThreads>;
+  {
+    const QCopy cp(tid);
+#pragma unroll
+    for (int i = 0; i < QCopy::kRows; ++i) {
+      const int r = cp.row(i);
+      const bool valid = m0 + r < p.seq_len;
+      const T* src = q + i64(valid ? m0 + r : 0) * p.q_stride_s + cp.col;
+#pragma unroll
+      for (int j = 0; j < QCopy::kChunkGroups; ++j)
+        cp_async_16(smem_addr(q_tile) + cp.dst + QCopy::dst_step(i, j),
+                    reinterpret_cast<const char*>(src) + QCopy::src_step(j), valid);
+    }
   }
   cp_async_commit();
 
@@ -59,16 +83,35 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
   }
   using Group = CtaGroup<kThreads>;
 
+  // Everything of the K/V copies that is the same every tile, computed once.
+  const KVCopy kv_copy(tid);
+  const char* k_src = reinterpret_cast<const char*>(k + kv_copy.col);
+  const char* v_src = reinterpret_cast<const char*>(v + kv_copy.col);
+  const u64 k_row_bytes = u64(p.k_stride_s) * sizeof(T), v_row_bytes = u64(p.v_stride_s) * sizeof(T);
+  const u32 k_smem = smem_addr(k_tiles);
+  constexpr u32 kVOffset = Stages * KVTile::kBytes;  // V tiles follow the K tiles
+
   auto load_kv = [&](int stage) {
-    const int* keys = tile_keys + stage * BN;
-    const u32 kdst = smem_addr(k_tiles + stage * KVTile::kBytes), vdst = smem_addr(v_tiles + stage * KVTile::kBytes);
-    for (int i = tid; i < BN * KVTile::kChunks; i += kThreads) {
-      const int r = i / KVTile::kChunks, c = i % KVTile::kChunks;
-      const int key = keys[r];
-      const i64 row = key >= 0 ? key : 0;
-      cp_async_16(kdst + KVTile::offset(r, c), k + row * p.k_stride_s + c * 8, key >= 0);
-      cp_async_16(vdst + KVTile::offset(r, c), v + row * p.v_stride_s + c * 8, key >= 0);
+    const int* keys = tile_keys + stage * BN + kv_copy.row0;
+    const u32 dst = k_smem + stage * KVTile::kBytes + kv_copy.dst;
+    // Addresses first, then the copies back to back (ptxas pads each run of cp.async).
+    int key[KVCopy::kRows];
+    const char* k_row[KVCopy::kRows];
+    const char* v_row[KVCopy::kRows];
+#pragma unroll
+    for (int i = 0; i < KVCopy::kRows; ++i) {
+      key[i] = keys[i * KVCopy::kRowStep];
+      const u32 row = max(key[i], 0);  // an empty slot reads nothing but still forms an address
+      k_row[i] = row_address(k_src, row, k_row_bytes);
+      v_row[i] = row_address(v_src, row, v_row_bytes);
     }
+#pragma unroll
+    for (int i = 0; i < KVCopy::kRows; ++i)
+#pragma unroll
+      for (int j = 0; j < KVCopy::kChunkGroups; ++j) {
+        cp_async_16_key(dst + KVCopy::dst_step(i, j), k_row[i] + KVCopy::src_step(j), key[i]);
+        cp_async_16_key(dst + kVOffset + KVCopy::dst_step(i, j), v_row[i] + KVCopy::src_step(j), key[i]);
+      }
   };
 
   int n_cur = next_tile<Group, BN, Pq, Causal>(ks, tile_keys, mask_row, list, scratch, m0, p.seq_len);
@@ -81,24 +124,26 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
   load_a_frags<BM, HeadDim>(qa, q_tile, warp * 16, lane);
 
   const int row_a = m0 + warp * 16 + g, row_b = row_a + 8;
+  const int warp_row0 = m0 + warp * 16;  // keys up to it are visible to every row of the warp
   float o[HeadDim / 8][4];
 #pragma unroll
   for (int n = 0; n < HeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float max_a = neg_inf(), max_b = neg_inf(), sum_a = 0.f, sum_b = 0.f;
   const float scale = p.sm_scale_log2;
+  // ldmatrix addresses into stage 0, moved along with the stage.
+  FragAddrs<BN, HeadDim> kt_addr = FragAddrs<BN, HeadDim>::kt(k_smem, lane);
+  FragAddrs<BN, HeadDim> v_addr = FragAddrs<BN, HeadDim>::v(k_smem + kVOffset, lane);
 
   for (int it = 0; n_cur > 0; ++it) {
     const int cur = it % Stages, nxt = (it + 1) % Stages;
-    __syncthreads();  // the previous tile's compute is done: its buffers may be refilled
+    cp_async_wait<0>();  // this thread's copies of tile cur have landed
+    // ... and everyone's; and every warp is done with the previous tile, whose buffers get refilled.
+    __syncthreads();
     const int n_next =
         next_tile<Group, BN, Pq, Causal>(ks, tile_keys + nxt * BN, mask_row, list, scratch, m0, p.seq_len);
     if (n_next) load_kv(nxt);
     cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
 
-    const char* k_tile = k_tiles + cur * KVTile::kBytes;
-    const char* v_tile = v_tiles + cur * KVTile::kBytes;
     const int* keys = tile_keys + cur * BN;
 
     float s[BN / 8][4];
@@ -109,19 +154,28 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
 #pragma unroll
       for (int np = 0; np < BN / 16; ++np) {
         u32 b[4];
-        load_kt_frags<BN, HeadDim>(b, k_tile, np * 16, kk, lane);
+        ldmatrix_x4(b, kt_addr.at(np * 16, kk));
         mma_16816<T>(s[2 * np], qa[kk], b[0], b[1]);
         mma_16816<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
       }
 
+    // Per-key checks only where one can fail: an empty slot, or (causal) a key after the warp's first row.
+    if (tile_needs_mask<BN, Causal>(keys, warp_row0, lane)) {
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          // key < 0 || (Causal && key > row); causal as one unsigned compare (rows are >= 0).
+          const int key = keys[n * 8 + tig * 2 + e];
+          if (Causal ? u32(key) > u32(row_a) : key < 0) s[n][e] = neg_inf();
+          if (Causal ? u32(key) > u32(row_b) : key < 0) s[n][2 + e] = neg_inf();
+        }
+    }
     float tile_a = neg_inf(), tile_b = neg_inf();
 #pragma unroll
     for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int key = keys[n * 8 + tig * 2 + e];
-        if (key < 0 || (Causal && key > row_a)) s[n][e] = neg_inf();
-        if (key < 0 || (Causal && key > row_b)) s[n][2 + e] = neg_inf();
         tile_a = fmaxf(tile_a, s[n][e]);
         tile_b = fmaxf(tile_b, s[n][2 + e]);
       }
@@ -164,11 +218,13 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
 #pragma unroll
       for (int dp = 0; dp < HeadDim / 16; ++dp) {
         u32 b[4];
-        load_v_frags<BN, HeadDim>(b, v_tile, kk * 16, dp * 16, lane);
+        ldmatrix_x4_trans(b, v_addr.at(kk * 16, dp));
         mma_16816<T>(o[2 * dp], pa, b[0], b[1]);
         mma_16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
       }
     }
+    kt_addr.move((nxt - cur) * KVTile::kBytes);
+    v_addr.move((nxt - cur) * KVTile::kBytes);
     n_cur = n_next;
   }
   cp_async_wait<0>();

@@ -93,4 +93,93 @@ __device__ __forceinline__ void load_v_frags(u32 (&b)[4], const void* tile, int 
   ldmatrix_x4_trans(b, smem_addr(tile) + Tile::offset(row, chunk));
 }
 
+// ---- hoisted addressing for main loops (the functions above recompute it per call) ----
+
+using u64 = unsigned long long;
+
+// Chunks an XOR pattern spans: SmemTile swizzles chunk bits 0..2 only, so a row's chunks c and
+// c + 8 sit 128 bytes apart whatever the row.
+constexpr int kSwizzleChunks = 8;
+constexpr int kSwizzleBytes = kSwizzleChunks * kVecBytes;
+
+// A thread's share of copying Rows x HeadDim into a SmemTile: 8 threads per row, each the same
+// chunk c (mod 8) of rows row0 + i * kRowStep. kRowStep is a multiple of 8, so every row a
+// thread copies has the same row % 8 and XOR pattern: its destination offsets are one base plus
+// compile-time constants, and each row's source address serves all its chunks. A warp
+// instruction covers 128 contiguous bytes of each of 4 rows.
+template <int Rows, int HeadDim, int Threads> struct TileCopy {
+  using Tile = SmemTile<Rows, HeadDim>;
+  static constexpr int kRowStep = Threads / kSwizzleChunks;
+  static constexpr int kRows = Rows / kRowStep;                      // rows per thread
+  static constexpr int kChunkGroups = Tile::kChunks / kSwizzleChunks;  // chunks per row per thread
+  static constexpr int kRowBytes = Tile::kChunks * kVecBytes;
+  static_assert(kRowStep % 8 == 0 && Rows % kRowStep == 0, "whole passes of rows, one XOR pattern per thread");
+
+  int row0;     // this thread's first row
+  int col;      // its first column, in elements
+  int dst;      // byte offset of (row0, col) in the tile
+
+  __device__ explicit TileCopy(int tid)
+      : row0(tid / kSwizzleChunks), col(tid % kSwizzleChunks * 8), dst(Tile::offset(row0, tid % kSwizzleChunks)) {}
+  __device__ int row(int i) const { return row0 + i * kRowStep; }
+  // Byte offsets, relative to dst and to row(i)'s source address, of chunk group j of row i.
+  __device__ static constexpr int dst_step(int i, int j) { return i * kRowStep * kRowBytes + j * kSwizzleBytes; }
+  __device__ static constexpr int src_step(int j) { return j * kSwizzleBytes; }
+};
+
+// A lane's ldmatrix.x4 addresses into a SmemTile. The lane reads row lane_row + r0 (r0 % 8 == 0)
+// and chunk 2 * step + lane_chunk, so its row % 8, hence its XOR pattern, never changes: for each
+// step % 4 the address is one register plus compile-time constants (step / 4 moves past the XOR
+// pattern's 8 chunks). The registers hold whole shared addresses and move from stage to stage
+// by an add, so the compiler keeps them instead of recomputing lane arithmetic every tile.
+template <int Rows, int HeadDim> struct FragAddrs {
+  using Tile = SmemTile<Rows, HeadDim>;
+  static constexpr int kPatternSteps = kSwizzleChunks / 2;  // 16-element steps in 8 chunks
+  static constexpr int kRowBytes = Tile::kChunks * kVecBytes;
+  u32 addr[kPatternSteps];
+
+  __device__ FragAddrs(u32 tile, int lane_row, int lane_chunk) {
+#pragma unroll
+    for (int j = 0; j < kPatternSteps; ++j) addr[j] = tile + Tile::offset(lane_row, 2 * j + lane_chunk);
+  }
+  // r0 (a multiple of 8) and step compile-time after unrolling.
+  __device__ u32 at(int r0, int step) const {
+    return addr[step % kPatternSteps] + (step / kPatternSteps) * kSwizzleBytes + r0 * kRowBytes;
+  }
+  __device__ void move(int bytes) {
+#pragma unroll
+    for (int j = 0; j < kPatternSteps; ++j) addr[j] += bytes;
+  }
+  // The lanes of load_kt_frags: B of Q.K^T, two n-tiles (keys r0..r0+15) at k-step `step`.
+  __device__ static FragAddrs kt(u32 tile, int lane) {
+    return FragAddrs(tile, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+  }
+  // The lanes of load_v_frags: B of P.V (transposed), keys r0..r0+15, dims 16 * step..+15.
+  __device__ static FragAddrs v(u32 tile, int lane) {
+    return FragAddrs(tile, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+  }
+};
+
+// As cp_async_16 for the row of a key list slot: zero-filled when key < 0 (an empty slot). The
+// predicate form of the zero fill (ignore-src) lets the compiler test the key's sign once a row.
+__device__ __forceinline__ void cp_async_16_key(u32 dst, const void* src, int key) {
+  asm volatile("{\n .reg .pred z;\n setp.lt.s32 z, %2, 0;\n cp.async.cg.shared.global [%0], [%1], 16, z;\n}\n" ::"r"(dst),
+               "l"(src), "r"(key));
+}
+
+// base + row * stride (bytes) in two multiply-adds: a wide one by the stride's low word, then the
+// high word's product added to the high half. (Spelled as an i64 product, or with the low word
+// visibly a truncation, it costs one to three instructions more.)
+__device__ __forceinline__ const char* row_address(const char* base, u32 row, u64 stride) {
+  u32 s_lo = u32(stride);
+  asm("" : "+r"(s_lo));  // opaque: a u32 operand makes the product a plain mul.wide.u32
+  const u64 wide = reinterpret_cast<u64>(base) + u64(row) * s_lo;
+  u32 lo, hi;
+  asm("mov.b64 {%0, %1}, %2;" : "=r"(lo), "=r"(hi) : "l"(wide));
+  hi += row * u32(stride >> 32);
+  u64 r;
+  asm("mov.b64 %0, {%1, %2};" : "=l"(r) : "r"(lo), "r"(hi));
+  return reinterpret_cast<const char*>(r);
+}
+
 }  // namespace vecattn
