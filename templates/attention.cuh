@@ -133,6 +133,7 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
   // ldmatrix addresses into stage 0, moved along with the stage.
   FragAddrs<BN, HeadDim> kt_addr = FragAddrs<BN, HeadDim>::kt(k_smem, lane);
   FragAddrs<BN, HeadDim> v_addr = FragAddrs<BN, HeadDim>::v(k_smem + kVOffset, lane);
+  int stage_step = KVTile::kBytes;  // to the other of the two stages
 
   for (int it = 0; n_cur > 0; ++it) {
     const int cur = it % Stages, nxt = (it + 1) % Stages;
@@ -223,8 +224,9 @@ __global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constan
         mma_16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
       }
     }
-    kt_addr.move((nxt - cur) * KVTile::kBytes);
-    v_addr.move((nxt - cur) * KVTile::kBytes);
+    kt_addr.move(stage_step);
+    v_addr.move(stage_step);
+    stage_step = -stage_step;
     n_cur = n_next;
   }
   cp_async_wait<0>();
