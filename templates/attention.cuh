@@ -26,8 +26,13 @@ template <int BN, bool Causal> __device__ __forceinline__ bool tile_needs_mask(c
   return __any_sync(0xffffffffu, hidden);
 }
 
+// At least one CTA per SM, i.e. registers as needed: left unset, ptxas trades registers for an
+// occupancy it guesses, which shared memory often rules out (D = 128: held to 168 registers for
+// 3 CTAs when 2 fit) or which costs spills (D = 64: held to 128 registers).
+constexpr int kAttnMinCtasPerSm = 1;
+
 template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq>
-__global__ void __launch_bounds__(BM / 16 * 32) attn_kernel(const __grid_constant__ AttnParams p) {
+__global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(const __grid_constant__ AttnParams p) {
   constexpr int kWarps = BM / 16;
   constexpr int kThreads = kWarps * 32;
   constexpr bool kSparse = Pq > 0;
