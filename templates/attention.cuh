@@ -6,6 +6,9 @@
 //   sparse (Pq > 0): a CTA is one query block; tiles come from its mask row (compacted on the
 //                    fly), then, causal, the sink block and the diagonal block.
 //   dense  (Pq = 0): keys [0, S), causal ones up to each row.
+// The main loop issues little besides its mma.sync: a thread's shared-memory addresses (copies and
+// ldmatrix) are computed once and move by an add per stage (TileCopy, FragAddrs), and per-key
+// checks run only on tiles holding a key some row of the warp must not see.
 #include "key_schedule.cuh"
 #include "params.h"
 #include "tile.cuh"
