@@ -97,10 +97,11 @@ __device__ __forceinline__ void load_v_frags(u32 (&b)[4], const void* tile, int 
 
 using u64 = unsigned long long;
 
-// Chunks an XOR pattern spans: SmemTile swizzles chunk bits 0..2 only, so a row's chunks c and
-// c + 8 sit 128 bytes apart whatever the row.
+// SmemTile XORs chunk bits 0..2 with row % 8: the pattern spans 8 chunks (a row's chunks c and
+// c + 8 sit 128 bytes apart whatever the row) and repeats every 8 rows.
 constexpr int kSwizzleChunks = 8;
 constexpr int kSwizzleBytes = kSwizzleChunks * kVecBytes;
+constexpr int kSwizzleRows = 8;
 
 // A thread's share of copying Rows x HeadDim into a SmemTile: 8 threads per row, each the same
 // chunk c (mod 8) of rows row0 + i * kRowStep. kRowStep is a multiple of 8, so every row a
@@ -113,21 +114,24 @@ template <int Rows, int HeadDim, int Threads> struct TileCopy {
   static constexpr int kRows = Rows / kRowStep;                      // rows per thread
   static constexpr int kChunkGroups = Tile::kChunks / kSwizzleChunks;  // chunks per row per thread
   static constexpr int kRowBytes = Tile::kChunks * kVecBytes;
-  static_assert(kRowStep % 8 == 0 && Rows % kRowStep == 0, "whole passes of rows, one XOR pattern per thread");
+  static constexpr int kChunkElems = HeadDim / Tile::kChunks;
+  static_assert(kRowStep % kSwizzleRows == 0 && Rows % kRowStep == 0, "whole passes of rows, one XOR pattern per thread");
 
   int row0;     // this thread's first row
   int col;      // its first column, in elements
   int dst;      // byte offset of (row0, col) in the tile
 
   __device__ explicit TileCopy(int tid)
-      : row0(tid / kSwizzleChunks), col(tid % kSwizzleChunks * 8), dst(Tile::offset(row0, tid % kSwizzleChunks)) {}
+      : row0(tid / kSwizzleChunks),
+        col(tid % kSwizzleChunks * kChunkElems),
+        dst(Tile::offset(row0, tid % kSwizzleChunks)) {}
   __device__ int row(int i) const { return row0 + i * kRowStep; }
   // Byte offsets, relative to dst and to row(i)'s source address, of chunk group j of row i.
   __device__ static constexpr int dst_step(int i, int j) { return i * kRowStep * kRowBytes + j * kSwizzleBytes; }
   __device__ static constexpr int src_step(int j) { return j * kSwizzleBytes; }
 };
 
-// A lane's ldmatrix.x4 addresses into a SmemTile. The lane reads row lane_row + r0 (r0 % 8 == 0)
+// A lane's ldmatrix.x4 addresses into a SmemTile. The lane reads row lane_row + r0 (r0 a multiple of kSwizzleRows)
 // and chunk 2 * step + lane_chunk, so its row % 8, hence its XOR pattern, never changes: for each
 // step % 4 the address is one register plus compile-time constants (step / 4 moves past the XOR
 // pattern's 8 chunks). The registers hold whole shared addresses and move from stage to stage
@@ -142,7 +146,7 @@ template <int Rows, int HeadDim> struct FragAddrs {
 #pragma unroll
     for (int j = 0; j < kPatternSteps; ++j) addr[j] = tile + Tile::offset(lane_row, 2 * j + lane_chunk);
   }
-  // r0 (a multiple of 8) and step compile-time after unrolling.
+  // r0 (a multiple of kSwizzleRows) and step compile-time after unrolling.
   __device__ u32 at(int r0, int step) const {
     return addr[step % kPatternSteps] + (step / kPatternSteps) * kSwizzleBytes + r0 * kRowBytes;
   }
