@@ -86,12 +86,13 @@ struct KeySchedule {
   }
 };
 
-// Refills the shared list from the mask row: words are taken whole, in order, while they fit.
-template <class Group, int BN, typename Mask>
+// Refills the shared list (ListCapacity keys) from the mask row: words are taken whole, in order,
+// while they fit.
+template <class Group, int BN, int ListCapacity, typename Mask>
 __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
   constexpr int kThreads = Group::kThreads;
   constexpr int kWarps = kThreads / 32;
-  static_assert(kAttnListCapacity >= BN + 64, "a refill must always take its first word");
+  static_assert(ListCapacity >= BN + 64, "a refill must always take its first word");
   const int tid = Group::rank();
   // Keep the keys not yet handed out (fewer than BN) at the front.
   const int rem = ks.count - ks.head;
@@ -106,7 +107,7 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
     const int c = __popcll(bits);
     int total;
     const int before = group_exclusive_scan<Group>(c, scratch, total);
-    const bool fits = ks.count + before + c <= kAttnListCapacity;  // true for a prefix of threads
+    const bool fits = ks.count + before + c <= ListCapacity;  // true for a prefix of threads
     if (fits) {
       int pos = ks.count + before;
       while (bits) {
@@ -127,7 +128,7 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
 
 // Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
 // Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
-template <class Group, int BN, int Pq, bool Causal>
+template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity>
 __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
                                          int* scratch, int block_row0, int seq_len) {
   static_assert(BN <= Group::kThreads, "one key per thread of the group");
@@ -143,7 +144,7 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
         return n;
       }
       if (ks.word < ks.word_end) {
-        compact_selected<Group, BN>(ks, mask_row, list, scratch);
+        compact_selected<Group, BN, ListCapacity>(ks, mask_row, list, scratch);
         continue;
       }
       // Selected keys done; causal blocks then attend the sink block (unless they are it).

@@ -48,7 +48,7 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   static constexpr AttnSm90Layout kLayout = attn_sm90_layout(Pq, BN, HeadDim, Stages);
   static_assert(kLayout.kv == QTile::kBytes && kLayout.stage_bytes == 2 * KVTile::kBytes, "layout drift");
   static_assert(kLayout.kv % kSwizzleAtomBytes == 0 && KVTile::kBytes % kSwizzleAtomBytes == 0, "tiles on atoms");
-  static_assert(attn_sm90_smem_bytes(Pq, BN, HeadDim, Stages) <= 227 * 1024, "shared memory: fewer stages or keys");
+  static_assert(attn_sm90_smem_bytes(Pq, BN, HeadDim, Stages) <= kAttnSm90MaxSmem, "shared memory: fewer stages or keys");
   // The merge of split-key partials reuses the K/V stages: O (HeadDim/2 floats) and 4 row
   // statistics per consumer thread.
   static_assert((HeadDim / 2 + 4) * kWarpgroupThreads * 4 <= Stages * kLayout.stage_bytes, "merge scratch");

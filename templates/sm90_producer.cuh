@@ -31,18 +31,26 @@ template <class Cfg> struct Producer {
   static constexpr int kChunks = Cfg::kHeadDim / 8;                 // 16-byte chunks per row
   static constexpr int kRowsPerPass = Cfg::kLoaderThreads / kChunks;  // rows one pass of the group copies
 
-  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async.
+  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async. The keys are
+  // read first, then the copies go out back to back (read one row at a time, each row's copies
+  // waited on its key's shared-memory load).
   __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
                                                    const int* idx) {
     using Tile = typename Cfg::KVTile;
+    constexpr int kRows = Cfg::kBN / kRowsPerPass;  // rows per thread
     const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
+    int key[kRows];
 #pragma unroll
-    for (int r = r0; r < Cfg::kBN; r += kRowsPerPass) {
-      const int key = idx[r];
-      const i64 row = key >= 0 ? key : 0;
-      const int off = Tile::offset(r, c);
-      cp_async_16(k_dst + off, k + row * p.k_stride_s + c * 8, key >= 0);
-      cp_async_16(v_dst + off, v + row * p.v_stride_s + c * 8, key >= 0);
+    for (int i = 0; i < kRows; ++i) key[i] = idx[r0 + i * kRowsPerPass];
+    const char* k_col = reinterpret_cast<const char*>(k + c * 8);
+    const char* v_col = reinterpret_cast<const char*>(v + c * 8);
+    const u64 k_row_bytes = u64(p.k_stride_s) * sizeof(T), v_row_bytes = u64(p.v_stride_s) * sizeof(T);
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      const u32 row = max(key[i], 0);  // an empty slot reads nothing but still forms an address
+      const int off = Tile::offset(r0 + i * kRowsPerPass, c);
+      cp_async_16_key(k_dst + off, row_address(k_col, row, k_row_bytes), key[i]);
+      cp_async_16_key(v_dst + off, row_address(v_col, row, v_row_bytes), key[i]);
     }
   }
 
@@ -78,7 +86,7 @@ template <class Cfg> struct Producer {
       if (j >= Cfg::kStages) mbar_wait(sm.empty(stage), (j / Cfg::kStages - 1) & 1);
       int* idx = sm.idx(stage);
       const int n = terminals ? 0
-                              : next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal>(
+                              : next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, Cfg::kLayout.list_capacity>(
                                     ks, idx, mask_row, sm.list(), sm.scratch(), w.m0, p.seq_len);
       const u32 full = sm.full(stage);
       bool by_engine = false;  // this tile's rows come through the copy engine
