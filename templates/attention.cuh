@@ -131,8 +131,8 @@ __global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(c
   u32 qa[HeadDim / 16][4];
   load_a_frags<BM, HeadDim>(qa, q_tile, warp * 16, lane);
 
-  const int row_a = m0 + warp * 16 + g, row_b = row_a + 8;
   const int warp_row0 = m0 + warp * 16;  // keys up to it are visible to every row of the warp
+  const int row_a = warp_row0 + g, row_b = row_a + 8;
   float o[HeadDim / 8][4];
 #pragma unroll
   for (int n = 0; n < HeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;

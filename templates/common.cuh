@@ -6,6 +6,7 @@ namespace vecattn {
 
 using u16 = unsigned short;
 using u32 = unsigned int;
+using u64 = unsigned long long;
 using i64 = long long;
 
 // Element types carry their raw bits; the tag type picks the conversions.

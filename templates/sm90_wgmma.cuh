@@ -8,8 +8,6 @@
 namespace vecattn {
 namespace sm90 {
 
-using u64 = unsigned long long;
-
 constexpr int kWarpgroupThreads = 128;
 // A swizzle atom: 8 rows of 128 bytes; tiles start on this boundary so the address-based XOR
 // pattern (16-byte chunk ^= row % 8) matches what wgmma expects.

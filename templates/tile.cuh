@@ -84,18 +84,7 @@ __device__ __forceinline__ void load_kt_frags(u32 (&b)[4], const void* tile, int
   ldmatrix_x4(b, smem_addr(tile) + Tile::offset(row, chunk));
 }
 
-// B operands of two n-tiles (dims d0..d0+15) for keys k0..k0+15 from a [keys][HeadDim] tile: P.V.
-template <int Rows, int HeadDim>
-__device__ __forceinline__ void load_v_frags(u32 (&b)[4], const void* tile, int k0, int d0, int lane) {
-  using Tile = SmemTile<Rows, HeadDim>;
-  const int row = k0 + (lane & 7) + (((lane >> 3) & 1) << 3);
-  const int chunk = (d0 >> 3) + (lane >> 4);
-  ldmatrix_x4_trans(b, smem_addr(tile) + Tile::offset(row, chunk));
-}
-
 // ---- hoisted addressing for main loops (the functions above recompute it per call) ----
-
-using u64 = unsigned long long;
 
 // SmemTile XORs chunk bits 0..2 with row % 8: the pattern spans 8 chunks (a row's chunks c and
 // c + 8 sit 128 bytes apart whatever the row) and repeats every 8 rows.
@@ -158,7 +147,8 @@ template <int Rows, int HeadDim> struct FragAddrs {
   __device__ static FragAddrs kt(u32 tile, int lane) {
     return FragAddrs(tile, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
   }
-  // The lanes of load_v_frags: B of P.V (transposed), keys r0..r0+15, dims 16 * step..+15.
+  // B of P.V (ldmatrix .trans), keys r0..r0+15, dims 16 * step..+15: lanes 0-7 and 8-15 address
+  // the two 8-key halves of the first 8 dims, lanes 16-31 the same keys at the next 8.
   __device__ static FragAddrs v(u32 tile, int lane) {
     return FragAddrs(tile, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
   }
