@@ -43,6 +43,9 @@ constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
 // consumers take in turn.
 constexpr int kSm90Warps = kAttnSm90Threads / 32;
 constexpr int kSm90MaxSmem = 227 * 1024;  // the opt-in limit of one CTA on sm_90
+// The most any sm_80+ GPU gives one CTA (sm_90's opt-in); a device's own limit is checked where
+// its kernels load (an A100 allows 163 KiB, an sm_86 99 KiB).
+constexpr int kMaxSmem = kSm90MaxSmem;
 constexpr int kSm90Keys[] = {64, 128};
 TileConfig sm90_default(int pq) { return TileConfig{64, kSm90Warps, pq == 64 ? 5 : 4, AttnPath::wgmma}; }
 
@@ -86,7 +89,7 @@ int select_threads(const Variant& v) {
 AttnLaunch attn_launch(const Variant& v) {
   const int pq = v.key.kernel == KernelKind::sparse_attn ? v.key.pq : 0;
   if (v.config.path == AttnPath::wgmma) return {attn_sm90_rows(pq), kAttnSm90Threads};
-  return {v.config.warps * 16, v.config.warps * 32};
+  return {v.config.warps * v.config.warp_rows, v.config.warps * 32};
 }
 
 std::string instantiation(const Variant& v) {
@@ -106,9 +109,9 @@ std::string instantiation(const Variant& v) {
       if (v.config.path == AttnPath::wgmma)
         return fmt::format("vecattn::attn_sm90_kernel<{}, vecattn::{}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
                            v.config.rows, v.config.stages, k.causal, k.kernel == KernelKind::sparse_attn ? k.pq : 0);
-      return fmt::format("vecattn::attn_kernel<{}, vecattn::{}, {}, {}, {}, {}, {}>", k.head_dim, dtype_name(k.dtype),
-                         v.config.warps * 16, v.config.rows, v.config.stages, k.causal,
-                         k.kernel == KernelKind::sparse_attn ? k.pq : 0);
+      return fmt::format("vecattn::attn_kernel<{}, vecattn::{}, {}, {}, {}, {}, {}, {}>", k.head_dim,
+                         dtype_name(k.dtype), v.config.warps * v.config.warp_rows, v.config.rows, v.config.stages,
+                         k.causal, k.kernel == KernelKind::sparse_attn ? k.pq : 0, v.config.warp_rows);
     case KernelKind::recall:
       return fmt::format("vecattn::recall_kernel<{}, {}, vecattn::{}, {}, {}>", k.pq, k.head_dim, dtype_name(k.dtype),
                          v.config.warps, k.causal);
@@ -159,6 +162,10 @@ std::string why_invalid(const KernelKey& k) {
 std::string why_invalid(const Variant& v) {
   if (auto why = why_invalid(v.key); !why.empty()) return why;
   const TileConfig& c = v.config;
+  const bool mma_attention =
+      (v.key.kernel == KernelKind::sparse_attn || v.key.kernel == KernelKind::dense_attn) && c.path == AttnPath::mma;
+  if (c.warp_rows != TileConfig::kDefaultWarpRows && !mma_attention)
+    return fmt::format("rows per warp (r{}) is an option of the mma.sync attention kernel only", c.warp_rows);
   if (c.canonical(v.key.kernel) != c)
     return fmt::format("config fields unused by {} must be zero", kernel_name(v.key.kernel));
   switch (v.key.kernel) {
@@ -210,15 +217,28 @@ std::string why_invalid(const Variant& v) {
                              "use fewer stages or keys", c.rows, c.stages, bytes, kSm90MaxSmem);
         return {};
       }
+      // Mirrors the static_asserts of attention.cuh.
       if (!contains(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles), c.rows))
         return fmt::format("attention keys per tile {} is not supported: use {}", c.rows,
                            list(std::begin(kAttnKeyTiles), std::end(kAttnKeyTiles)));
-      if (sparse && c.warps * 16 != v.key.pq)
-        return fmt::format("sparse attention runs one query block per CTA: Pq {} needs {} warps, not {}", v.key.pq,
-                           v.key.pq / 16, c.warps);
+      if (c.warp_rows != 16 && c.warp_rows != 32)
+        return fmt::format("attention rows per warp {} is not supported: use 16 (no r field) or 32 (r32)", c.warp_rows);
+      if (sparse && c.warps * c.warp_rows != v.key.pq)
+        return fmt::format("sparse attention runs one query block per CTA: Pq {} at {} rows per warp needs {} warps, not {}",
+                           v.key.pq, c.warp_rows, v.key.pq / c.warp_rows, c.warps);
       if (!sparse && c.warps != 4 && c.warps != 8) return fmt::format("dense attention warps {} is not supported: use 4 or 8", c.warps);
       if (c.rows > c.warps * 32) return fmt::format("attention keys per tile {} exceeds the {} threads", c.rows, c.warps * 32);
       if (c.stages != 2) return fmt::format("attention stages {} is not supported: use 2", c.stages);
+      if (const int regs = attn_acc_regs(c.warp_rows, c.rows, v.key.head_dim, sparse); regs > kAttnMaxAccRegs)
+        return fmt::format("{} attention with {} rows per warp, {} keys per tile and head_dim {} holds {} accumulator "
+                           "registers per thread (at most {}): use fewer keys or rows per warp", sparse ? "sparse" : "dense",
+                           c.warp_rows, c.rows, v.key.head_dim, regs, kAttnMaxAccRegs);
+      if (const int regs = attn_score_regs(c.warp_rows, c.rows); regs > kAttnMaxScoreRegs)
+        return fmt::format("attention with {} rows per warp and {} keys per tile holds {} score registers per thread "
+                           "(at most {}): use fewer keys or rows per warp", c.warp_rows, c.rows, regs, kAttnMaxScoreRegs);
+      if (const int bytes = dynamic_smem_bytes(v); bytes > kMaxSmem)
+        return fmt::format("attention with {} query rows and {} keys per tile needs {} bytes of shared memory (at most {})",
+                           c.warps * c.warp_rows, c.rows, bytes, kMaxSmem);
       return {};
     }
   }
@@ -238,7 +258,7 @@ int dynamic_smem_bytes(const Variant& v) {
       if (c.path == AttnPath::wgmma)
         return attn_sm90_smem_bytes(v.key.kernel == KernelKind::sparse_attn ? v.key.pq : 0, c.rows, v.key.head_dim,
                                     c.stages);
-      return attn_smem_bytes(c.warps * 16, c.rows, v.key.head_dim, c.stages);
+      return attn_smem_bytes(c.warps * c.warp_rows, c.rows, v.key.head_dim, c.stages);
   }
   return 0;
 }

@@ -139,6 +139,8 @@ TileConfig TileConfig::canonical(KernelKind k) const {
     c.rows = c.stages = 0;
     c.path = AttnPath::mma;
   }
+  const bool attention = k == KernelKind::sparse_attn || k == KernelKind::dense_attn;
+  if (!attention || c.path != AttnPath::mma) c.warp_rows = kDefaultWarpRows;
   return c;
 }
 
@@ -150,7 +152,11 @@ std::string TileConfig::str(KernelKind k) const {
     case KernelKind::select:
       return fmt::format("bq{}-w{}-s{}{}", rows, warps, stages, path == AttnPath::wgmma ? "-wgmma" : "");
     case KernelKind::sparse_attn:
-    case KernelKind::dense_attn: return fmt::format("bn{}-w{}-s{}-{}", rows, warps, stages, path_name(path));
+    case KernelKind::dense_attn: {
+      // Rows per warp only when not the 16 that every name before the field meant.
+      const std::string r = warp_rows == kDefaultWarpRows ? "" : fmt::format("-r{}", warp_rows);
+      return fmt::format("bn{}-w{}{}-s{}-{}", rows, warps, r, stages, path_name(path));
+    }
   }
   return "?";
 }
@@ -163,6 +169,7 @@ TileConfig TileConfig::parse(KernelKind k, std::string_view text) {
     if ((v = prefixed_int(tok, "bq")) >= 0 || (v = prefixed_int(tok, "bn")) >= 0) c.rows = v;
     else if ((v = prefixed_int(tok, "w")) >= 0) { c.warps = v; have_warps = true; }
     else if ((v = prefixed_int(tok, "s")) >= 0) c.stages = v;
+    else if ((v = prefixed_int(tok, "r")) >= 0) c.warp_rows = v;
     else if (tok == "mma") c.path = AttnPath::mma;
     else if (tok == "wgmma") c.path = AttnPath::wgmma;
     else bad("tile config", text, fmt::format("unknown field '{}'", tok));

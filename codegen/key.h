@@ -1,7 +1,8 @@
 #pragma once
 // One key type names a kernel variant everywhere: DB row, cubin name, log line, CLI output.
 //   KernelKey  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal
-//   TileConfig bq64-w4-s2, bq128-w8-s4-wgmma, bn64-w16-s5-wgmma, w8 (its string depends on the kernel)
+//   TileConfig bq64-w4-s2, bq128-w8-s4-wgmma, bn64-w16-s5-wgmma, bn64-w4-r32-s2-mma, w8 (its string
+//              depends on the kernel)
 //   a variant  select/pq64-bk16-gk16-d128-bf16-sm_90a-causal+bq64-w4-s2
 #include <cstddef>
 #include <functional>
@@ -55,12 +56,17 @@ struct TileConfig {
   int warps = 4;
   int stages = 0;   // pipeline stages; pool: unused
   AttnPath path = AttnPath::mma;  // select and attention
+  // mma.sync attention: query rows per warp, 16 (one m16 row group) or 32 (two, sharing every K/V
+  // fragment); named only when not 16 ("bn64-w4-r32-s2-mma"), so the names that predate it keep
+  // their meaning. Other kernels and paths: 16.
+  int warp_rows = kDefaultWarpRows;
+  static constexpr int kDefaultWarpRows = 16;
 
   TileConfig canonical(KernelKind k) const;
   std::string str(KernelKind k) const;
   static TileConfig parse(KernelKind k, std::string_view text);
 
-  auto tie() const { return std::tie(rows, warps, stages, path); }
+  auto tie() const { return std::tie(rows, warps, stages, path, warp_rows); }
   bool operator==(const TileConfig& o) const { return tie() == o.tie(); }
   bool operator!=(const TileConfig& o) const { return !(*this == o); }
   bool operator<(const TileConfig& o) const { return tie() < o.tie(); }

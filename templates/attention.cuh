@@ -1,7 +1,8 @@
 #pragma once
-// Attention (docs/semantics.md §5), FlashAttention-2 style on mma.sync: a warp owns 16 query rows, key
-// tiles of BN rows are gathered by cp.async into swizzled shared memory (double-buffered), and
-// softmax runs online in fp32. Every key tile is a list of BN key indices (-1 = none), so one
+// Attention (docs/semantics.md §5), FlashAttention-2 style on mma.sync: a warp owns WarpRows query
+// rows (16, or 32 as two m16 row groups that share every K and V fragment it loads), key tiles of
+// BN rows are gathered by cp.async into swizzled shared memory (double-buffered), and softmax
+// runs online in fp32. Every key tile is a list of BN key indices (-1 = none), so one
 // main loop serves dense ranges and gathered selected columns alike.
 //   sparse (Pq > 0): a CTA is one query block; tiles come from its mask row (compacted on the
 //                    fly), then, causal, the sink block and the diagonal block.
@@ -34,16 +35,44 @@ template <int BN, bool Causal> __device__ __forceinline__ bool tile_needs_mask(c
 // 3 CTAs when 2 fit) or which costs spills (D = 64: held to 128 registers).
 constexpr int kAttnMinCtasPerSm = 1;
 
-template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq>
-__global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(const __grid_constant__ AttnParams p) {
-  constexpr int kWarps = BM / 16;
+// A warp's A operand of Q.K^T, RowGroups x 16 rows from row0 of the Q tile: held in registers
+// (loaded once), or where registers are short (attn_q_in_regs) reloaded from the tile at each
+// k-step. get() gives row group r's fragment for k-step kk (both compile-time after unrolling).
+template <int BM, int HeadDim, int RowGroups, bool InRegs> struct QFrags;
+template <int BM, int HeadDim, int RowGroups> struct QFrags<BM, HeadDim, RowGroups, true> {
+  u32 a[RowGroups][HeadDim / 16][4];
+  __device__ QFrags(const void* tile, int row0, int lane) {
+#pragma unroll
+    for (int r = 0; r < RowGroups; ++r) load_a_frags<BM, HeadDim>(a[r], tile, row0 + r * 16, lane);
+  }
+  __device__ void get(u32 (&f)[4], int r, int kk) const {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) f[i] = a[r][kk][i];
+  }
+};
+template <int BM, int HeadDim, int RowGroups> struct QFrags<BM, HeadDim, RowGroups, false> {
+  XorFragAddrs<BM, HeadDim> addr;
+  __device__ QFrags(const void* tile, int row0, int lane) : addr(XorFragAddrs<BM, HeadDim>::a(smem_addr(tile), row0, lane)) {}
+  __device__ void get(u32 (&f)[4], int r, int kk) const { ldmatrix_x4(f, addr.at(r * 16, kk)); }
+};
+
+template <int HeadDim, typename T, int BM, int BN, int Stages, bool Causal, int Pq, int WarpRows = 16>
+__global__ void __launch_bounds__(BM / WarpRows * 32, kAttnMinCtasPerSm) attn_kernel(const __grid_constant__ AttnParams p) {
+  constexpr int kRowGroups = WarpRows / 16;  // m16 row groups per warp
+  constexpr int kWarps = BM / WarpRows;
   constexpr int kThreads = kWarps * 32;
   constexpr bool kSparse = Pq > 0;
+  constexpr bool kQInRegs = attn_q_in_regs(WarpRows, BN, HeadDim);
   using QTile = SmemTile<BM, HeadDim>;
   using KVTile = SmemTile<BN, HeadDim>;
+  static_assert(WarpRows == 16 || WarpRows == 32, "one or two m16 row groups per warp");
+  static_assert(BM % WarpRows == 0, "whole warps");
   static_assert(!kSparse || Pq == BM, "a sparse CTA is one query block");
   static_assert(BN % 16 == 0 && BN <= kThreads, "key tile: a multiple of 16, at most one key per thread");
   static_assert(Stages == 2, "the key schedule is double-buffered");
+  static_assert(attn_acc_regs(WarpRows, BN, HeadDim, kSparse) <= kAttnMaxAccRegs &&
+                    attn_score_regs(WarpRows, BN) <= kAttnMaxScoreRegs,
+                "S and O must fit the registers (params.h)");
 
   extern __shared__ __align__(128) char smem[];
   char* q_tile = smem;
@@ -128,15 +157,21 @@ __global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(c
 
   cp_async_wait<1>();  // Q landed
   __syncthreads();
-  u32 qa[HeadDim / 16][4];
-  load_a_frags<BM, HeadDim>(qa, q_tile, warp * 16, lane);
+  const QFrags<BM, HeadDim, kRowGroups, kQInRegs> qa(q_tile, warp * WarpRows, lane);
 
-  const int warp_row0 = m0 + warp * 16;  // keys up to it are visible to every row of the warp
-  const int row_a = warp_row0 + g, row_b = row_a + 8;
-  float o[HeadDim / 8][4];
+  // Thread state per row group r and half h (rows 8 apart): row warp_row0 + 16 r + 8 h + g, whose
+  // S and O elements are [2 h] and [2 h + 1] of each 8-column n-tile.
+  const int warp_row0 = m0 + warp * WarpRows;  // keys up to it are visible to every row of the warp
+  const int row_g = warp_row0 + g;
+  float o[kRowGroups][HeadDim / 8][4];
+  float row_max[kRowGroups][2], row_sum[kRowGroups][2];
 #pragma unroll
-  for (int n = 0; n < HeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float max_a = neg_inf(), max_b = neg_inf(), sum_a = 0.f, sum_b = 0.f;
+  for (int r = 0; r < kRowGroups; ++r) {
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n) o[r][n][0] = o[r][n][1] = o[r][n][2] = o[r][n][3] = 0.f;
+    row_max[r][0] = row_max[r][1] = neg_inf();
+    row_sum[r][0] = row_sum[r][1] = 0.f;
+  }
   const float scale = p.sm_scale_log2;
   // ldmatrix addresses into stage 0, moved along with the stage.
   FragAddrs<BN, HeadDim> kt_addr = FragAddrs<BN, HeadDim>::kt(k_smem, lane);
@@ -155,18 +190,28 @@ __global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(c
 
     const int* keys = tile_keys + cur * BN;
 
-    float s[BN / 8][4];
+    // S = Q.K^T; each K fragment serves every row group.
+    float s[kRowGroups][BN / 8][4];
 #pragma unroll
-    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int r = 0; r < kRowGroups; ++r)
 #pragma unroll
-    for (int kk = 0; kk < HeadDim / 16; ++kk)
+      for (int n = 0; n < BN / 8; ++n) s[r][n][0] = s[r][n][1] = s[r][n][2] = s[r][n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HeadDim / 16; ++kk) {
+      u32 a[kRowGroups][4];
+#pragma unroll
+      for (int r = 0; r < kRowGroups; ++r) qa.get(a[r], r, kk);
 #pragma unroll
       for (int np = 0; np < BN / 16; ++np) {
         u32 b[4];
         ldmatrix_x4(b, kt_addr.at(np * 16, kk));
-        mma_16816<T>(s[2 * np], qa[kk], b[0], b[1]);
-        mma_16816<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
+#pragma unroll
+        for (int r = 0; r < kRowGroups; ++r) {
+          mma_16816<T>(s[r][2 * np], a[r], b[0], b[1]);
+          mma_16816<T>(s[r][2 * np + 1], a[r], b[2], b[3]);
+        }
       }
+    }
 
     // Per-key checks only where one can fail: an empty slot, or (causal) a key after the warp's first row.
     if (tile_needs_mask<BN, Causal>(keys, warp_row0, lane)) {
@@ -176,60 +221,74 @@ __global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(c
         for (int e = 0; e < 2; ++e) {
           // key < 0 || (Causal && key > row); causal as one unsigned compare (rows are >= 0).
           const int key = keys[n * 8 + tig * 2 + e];
-          if (Causal ? u32(key) > u32(row_a) : key < 0) s[n][e] = neg_inf();
-          if (Causal ? u32(key) > u32(row_b) : key < 0) s[n][2 + e] = neg_inf();
+#pragma unroll
+          for (int r = 0; r < kRowGroups; ++r)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              if (Causal ? u32(key) > u32(row_g + r * 16 + h * 8) : key < 0) s[r][n][2 * h + e] = neg_inf();
         }
     }
-    float tile_a = neg_inf(), tile_b = neg_inf();
+
+    // Online softmax, row by row as in the 16-row kernel.
 #pragma unroll
-    for (int n = 0; n < BN / 8; ++n)
+    for (int r = 0; r < kRowGroups; ++r) {
+      float tile_max[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        tile_a = fmaxf(tile_a, s[n][e]);
-        tile_b = fmaxf(tile_b, s[n][2 + e]);
+      for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) tile_max[h] = fmaxf(tile_max[h], s[r][n][2 * h + e]);
+#pragma unroll
+      for (int o_ = 1; o_ <= 2; o_ <<= 1)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], o_));
+      float base[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float new_max = fmaxf(row_max[r][h], tile_max[h]);
+        // A row with nothing seen yet keeps max -inf; subtracting 0 instead keeps exp2 finite.
+        base[h] = new_max == neg_inf() ? 0.f : new_max * scale;
+        const float alpha = fast_exp2(row_max[r][h] * scale - base[h]);
+        row_max[r][h] = new_max;
+        row_sum[r][h] *= alpha;
+#pragma unroll
+        for (int n = 0; n < HeadDim / 8; ++n) {
+          o[r][n][2 * h] *= alpha;
+          o[r][n][2 * h + 1] *= alpha;
+        }
       }
 #pragma unroll
-    for (int o_ = 1; o_ <= 2; o_ <<= 1) {
-      tile_a = fmaxf(tile_a, __shfl_xor_sync(0xffffffffu, tile_a, o_));
-      tile_b = fmaxf(tile_b, __shfl_xor_sync(0xffffffffu, tile_b, o_));
-    }
-    const float new_a = fmaxf(max_a, tile_a), new_b = fmaxf(max_b, tile_b);
-    // A row with nothing seen yet keeps max -inf; subtracting 0 instead keeps exp2 finite.
-    const float base_a = new_a == neg_inf() ? 0.f : new_a * scale;
-    const float base_b = new_b == neg_inf() ? 0.f : new_b * scale;
-    const float alpha_a = fast_exp2(max_a * scale - base_a), alpha_b = fast_exp2(max_b * scale - base_b);
-    max_a = new_a;
-    max_b = new_b;
-    sum_a *= alpha_a;
-    sum_b *= alpha_b;
+      for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n) {
-      o[n][0] *= alpha_a;
-      o[n][1] *= alpha_a;
-      o[n][2] *= alpha_b;
-      o[n][3] *= alpha_b;
-    }
-#pragma unroll
-    for (int n = 0; n < BN / 8; ++n) {
-      s[n][0] = fast_exp2(s[n][0] * scale - base_a);
-      s[n][1] = fast_exp2(s[n][1] * scale - base_a);
-      s[n][2] = fast_exp2(s[n][2] * scale - base_b);
-      s[n][3] = fast_exp2(s[n][3] * scale - base_b);
-      sum_a += s[n][0] + s[n][1];
-      sum_b += s[n][2] + s[n][3];
+        for (int h = 0; h < 2; ++h) {
+          s[r][n][2 * h] = fast_exp2(s[r][n][2 * h] * scale - base[h]);
+          s[r][n][2 * h + 1] = fast_exp2(s[r][n][2 * h + 1] * scale - base[h]);
+          row_sum[r][h] += s[r][n][2 * h] + s[r][n][2 * h + 1];
+        }
     }
 
-    // P (accumulator layout) is already the A layout of the next product, two n-tiles a k-step.
+    // O += P.V. P (accumulator layout) is already the A layout of the next product, two n-tiles a
+    // k-step; each V fragment serves every row group.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      const u32 pa[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                         pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      u32 pa[kRowGroups][4];
+#pragma unroll
+      for (int r = 0; r < kRowGroups; ++r) {
+        pa[r][0] = pack2<T>(s[r][2 * kk][0], s[r][2 * kk][1]);
+        pa[r][1] = pack2<T>(s[r][2 * kk][2], s[r][2 * kk][3]);
+        pa[r][2] = pack2<T>(s[r][2 * kk + 1][0], s[r][2 * kk + 1][1]);
+        pa[r][3] = pack2<T>(s[r][2 * kk + 1][2], s[r][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < HeadDim / 16; ++dp) {
         u32 b[4];
         ldmatrix_x4_trans(b, v_addr.at(kk * 16, dp));
-        mma_16816<T>(o[2 * dp], pa, b[0], b[1]);
-        mma_16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+        for (int r = 0; r < kRowGroups; ++r) {
+          mma_16816<T>(o[r][2 * dp], pa[r], b[0], b[1]);
+          mma_16816<T>(o[r][2 * dp + 1], pa[r], b[2], b[3]);
+        }
       }
     }
     kt_addr.move(stage_step);
@@ -240,21 +299,23 @@ __global__ void __launch_bounds__(BM / 16 * 32, kAttnMinCtasPerSm) attn_kernel(c
   cp_async_wait<0>();
 
   // Row sums were kept per thread; the quad holds the whole row.
-#pragma unroll
-  for (int o_ = 1; o_ <= 2; o_ <<= 1) {
-    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, o_);
-    sum_b += __shfl_xor_sync(0xffffffffu, sum_b, o_);
-  }
-  const float inv_a = sum_a > 0.f ? 1.f / sum_a : 0.f, inv_b = sum_b > 0.f ? 1.f / sum_b : 0.f;
   T* out = static_cast<T*>(p.out) + i64(batch) * p.o_stride_b + i64(head) * p.o_stride_h;
 #pragma unroll
-  for (int n = 0; n < HeadDim / 8; ++n) {
-    const int d = n * 8 + tig * 2;
-    if (row_a < p.row_end)
-      *reinterpret_cast<u32*>(out + i64(row_a) * p.o_stride_s + d) = pack2<T>(o[n][0] * inv_a, o[n][1] * inv_a);
-    if (row_b < p.row_end)
-      *reinterpret_cast<u32*>(out + i64(row_b) * p.o_stride_s + d) = pack2<T>(o[n][2] * inv_b, o[n][3] * inv_b);
-  }
+  for (int r = 0; r < kRowGroups; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float sum = row_sum[r][h];
+#pragma unroll
+      for (int o_ = 1; o_ <= 2; o_ <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o_);
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const int row = row_g + r * 16 + h * 8;
+      if (row < p.row_end) {
+#pragma unroll
+        for (int n = 0; n < HeadDim / 8; ++n)
+          *reinterpret_cast<u32*>(out + i64(row) * p.o_stride_s + n * 8 + tig * 2) =
+              pack2<T>(o[r][n][2 * h] * inv, o[r][n][2 * h + 1] * inv);
+      }
+    }
 }
 
 }  // namespace vecattn

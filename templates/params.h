@@ -99,6 +99,29 @@ struct RecallParams {
 // Selected key indices a CTA compacts from its mask row at a time.
 constexpr int kAttnListCapacity = 1024;
 
+// Registers of the mma.sync attention kernel. A warp owns warp_rows query rows (16 or 32: one or
+// two m16 row groups, which share every K and V fragment). Each row group holds, per thread, the
+// fp32 S of a key tile (bn / 2) and O (head_dim / 2). Limits, as ptxas allocates them (0 spills):
+// - S and O at most kAttnMaxAccRegs, which leaves 63 of the 255 for addresses, fragments in
+//   flight and the softmax state; a sparse CTA's key schedule (mask row, list cursors) takes
+//   kAttnSparseStateRegs of those more (32 rows x 64 keys at D = 128 spills there, not dense);
+// - S at most kAttnMaxScoreRegs (32 rows x 128 keys spills even at D = 64).
+// Q's A fragments (head_dim / 4 registers a row group) stay in registers where everything stays
+// within kAttnMaxHeldRegs (every 16-row shape, up to D = 128 with 128 keys); otherwise they are
+// reloaded from the Q tile at each k-step of Q.K^T, as FlashAttention-2 does at D = 128.
+constexpr int kAttnMaxAccRegs = 192;
+constexpr int kAttnSparseStateRegs = 16;
+constexpr int kAttnMaxScoreRegs = 64;
+constexpr int kAttnMaxHeldRegs = 160;
+VECATTN_HOST_DEVICE constexpr int attn_score_regs(int warp_rows, int bn) { return warp_rows / 16 * bn / 2; }
+// S and O, plus a sparse CTA's schedule state.
+VECATTN_HOST_DEVICE constexpr int attn_acc_regs(int warp_rows, int bn, int head_dim, bool sparse) {
+  return warp_rows / 16 * (bn + head_dim) / 2 + (sparse ? kAttnSparseStateRegs : 0);
+}
+VECATTN_HOST_DEVICE constexpr bool attn_q_in_regs(int warp_rows, int bn, int head_dim) {
+  return attn_acc_regs(warp_rows, bn, head_dim, false) + warp_rows / 16 * head_dim / 4 <= kAttnMaxHeldRegs;
+}
+
 VECATTN_HOST_DEVICE constexpr int attn_smem_bytes(int bm, int bn, int head_dim, int stages) {
   return bm * head_dim * 2                        // Q tile
          + stages * 2 * bn * head_dim * 2         // K and V tiles

@@ -143,6 +143,9 @@ template <int Rows, int HeadDim> struct FragAddrs {
 #pragma unroll
     for (int j = 0; j < kPatternSteps; ++j) addr[j] += bytes;
   }
+  // The lanes of load_a_frags for rows row0..row0+15 (row0 a multiple of kSwizzleRows): A of
+  // Q.K^T at k-step `step`; at(16 * i, step) reads rows 16 * i further.
+  __device__ static FragAddrs a(u32 tile, int row0, int lane) { return FragAddrs(tile, row0 + (lane & 15), lane >> 4); }
   // The lanes of load_kt_frags: B of Q.K^T, two n-tiles (keys r0..r0+15) at k-step `step`.
   __device__ static FragAddrs kt(u32 tile, int lane) {
     return FragAddrs(tile, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
@@ -152,6 +155,27 @@ template <int Rows, int HeadDim> struct FragAddrs {
   __device__ static FragAddrs v(u32 tile, int lane) {
     return FragAddrs(tile, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
   }
+};
+
+// FragAddrs in one register, for a tile that stays put in a kernel short of registers (the Q
+// tile of 32-row attention warps at D = 128): a tile starts 128-byte aligned and
+// a row is a multiple of 128 bytes, so a lane's 8-chunk XOR pattern is address bits 4..6 alone,
+// and step `step` (chunk 2 * step + lane_chunk) is its step-0 address XOR 32 * (step % 4), plus
+// compile-time constants. One LOP3 per distinct address (ptxas shares them across row offsets)
+// instead of three more registers.
+template <int Rows, int HeadDim> struct XorFragAddrs {
+  using Tile = SmemTile<Rows, HeadDim>;
+  static constexpr int kPatternSteps = kSwizzleChunks / 2;
+  static constexpr int kRowBytes = Tile::kChunks * kVecBytes;
+  static_assert(kRowBytes % kSwizzleBytes == 0, "rows keep the 128-byte alignment");
+  u32 addr;
+
+  __device__ XorFragAddrs(u32 tile, int lane_row, int lane_chunk) : addr(tile + Tile::offset(lane_row, lane_chunk)) {}
+  __device__ u32 at(int r0, int step) const {
+    return (addr ^ u32(step % kPatternSteps * 2 * kVecBytes)) + (step / kPatternSteps) * kSwizzleBytes + r0 * kRowBytes;
+  }
+  // The lanes of FragAddrs::a.
+  __device__ static XorFragAddrs a(u32 tile, int row0, int lane) { return XorFragAddrs(tile, row0 + (lane & 15), lane >> 4); }
 };
 
 // As cp_async_16 for the row of a key list slot: zero-filled when key < 0 (an empty slot). The

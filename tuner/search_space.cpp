@@ -20,12 +20,15 @@ std::vector<TileConfig> candidates(const KernelKey& key) {
         for (int stages : {2, 3}) raw.push_back(TileConfig{rows, rows / 16, stages, AttnPath::mma});
       break;
     case KernelKind::sparse_attn:
-      for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, key.pq / 16, 2, AttnPath::mma});
+      // A CTA is one query block: Pq / 16 warps of 16 rows, or Pq / 32 of 32 (those whose registers fit).
+      for (int warp_rows : {16, 32})
+        for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, key.pq / warp_rows, 2, AttnPath::mma, warp_rows});
       break;
     case KernelKind::recall: break;  // not tuned: its default only
     case KernelKind::dense_attn:
-      for (int warps : {4, 8})
-        for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, warps, 2, AttnPath::mma});
+      for (int warp_rows : {16, 32})
+        for (int warps : {4, 8})
+          for (int bn : {32, 64, 128}) raw.push_back(TileConfig{bn, warps, 2, AttnPath::mma, warp_rows});
       break;
   }
   // Hopper: rows per CTA x stages of the wgmma select (those that fit).
