@@ -176,10 +176,8 @@ __global__ void __launch_bounds__(BM / WarpRows * 32, kAttnMinCtasPerSm) attn_ke
   // ldmatrix addresses into stage 0, moved along with the stage.
   FragAddrs<BN, HeadDim> kt_addr = FragAddrs<BN, HeadDim>::kt(k_smem, lane);
   FragAddrs<BN, HeadDim> v_addr = FragAddrs<BN, HeadDim>::v(k_smem + kVOffset, lane);
-  int stage_step = KVTile::kBytes;  // to the other of the two stages
-
-  for (int it = 0; n_cur > 0; ++it) {
-    const int cur = it % Stages, nxt = (it + 1) % Stages;
+  for (int cur = 0; n_cur > 0; cur ^= 1) {
+    const int nxt = cur ^ 1;
     cp_async_wait<0>();  // this thread's copies of tile cur have landed
     // ... and everyone's; and every warp is done with the previous tile, whose buffers get refilled.
     __syncthreads();
@@ -291,9 +289,9 @@ __global__ void __launch_bounds__(BM / WarpRows * 32, kAttnMinCtasPerSm) attn_ke
         }
       }
     }
+    const int stage_step = cur ? -KVTile::kBytes : KVTile::kBytes;  // to the other of the two stages
     kt_addr.move(stage_step);
     v_addr.move(stage_step);
-    stage_step = -stage_step;
     n_cur = n_next;
   }
   cp_async_wait<0>();
