@@ -31,11 +31,19 @@ constexpr TileConfig kSelectDefault{64, 4, 2, AttnPath::mma};
 // 97 KiB of shared memory at d128, so two CTAs (four warpgroups) fit an SM and one's epilogue
 // overlaps the others' MMAs.
 constexpr TileConfig kSelectSm90Default{128, 8, 4, AttnPath::wgmma};
-// sparse_attn: one query block per CTA (Pq / 16 warps, fixed by the key), 64-key tiles (the
-// FA2 choice at d128: S and O fragments fit the registers), double-buffered gathers.
+// sparse_attn: one query block per CTA, double-buffered gathers. Pq 64: 2 warps of 32 rows (each
+// K/V fragment feeds two row groups; H200, mma.sync path, 128K causal t=0.8: 298 TFLOP/s on kept
+// pairs against 280 with 4 warps of 16), 32-key tiles at d128 (64 keys with 32 rows spill), 64
+// at d64. Pq 128: 8 warps of 16 rows, 64-key tiles (its r32 shape is not measured yet).
 constexpr int kAttnDefaultKeys = 64;
-// dense_attn: 64 query rows (4 warps), 64-key tiles, as FA2 at d128.
-constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma};
+TileConfig mma_sparse_default(const KernelKey& key) {
+  if (key.pq == 64) return TileConfig{key.head_dim == 128 ? 32 : kAttnDefaultKeys, 2, 2, AttnPath::mma, 32};
+  return TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
+}
+// dense_attn: 128 query rows as 4 warps of 32 (FA2's sm_80 shape), 64-key tiles. H200, mma.sync
+// path, causal: 357 / 367 TFLOP/s at 32K / 128K against 335 / 322 with 16 rows per warp (FA2 343
+// / 324 in the same run).
+constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma, 32};
 // wgmma (sm_90a), sparse and dense: two producer and two consumer warpgroups (16 warps), 64-key
 // tiles, deep pipelines: loads are latency-bound long before the tensor cores are (H100, dense
 // 32K: 64 keys x 4 stages ran 554 TFLOP/s where 128 x 2 ran 397). Four stages at 128 query rows
@@ -124,7 +132,7 @@ TileConfig default_config(const KernelKey& key, AttnPath path) {
     case KernelKind::pool: return kPoolDefault;
     case KernelKind::select: return path == AttnPath::wgmma ? kSelectSm90Default : kSelectDefault;
     case KernelKind::sparse_attn:
-      return path == AttnPath::wgmma ? sm90_default(key.pq) : TileConfig{kAttnDefaultKeys, key.pq / 16, 2, AttnPath::mma};
+      return path == AttnPath::wgmma ? sm90_default(key.pq) : mma_sparse_default(key);
     case KernelKind::dense_attn: return path == AttnPath::wgmma ? sm90_default(0) : kDenseDefault;
     case KernelKind::recall: return kRecallDefault;
   }
