@@ -143,9 +143,6 @@ template <int Rows, int HeadDim> struct FragAddrs {
 #pragma unroll
     for (int j = 0; j < kPatternSteps; ++j) addr[j] += bytes;
   }
-  // The lanes of load_a_frags for rows row0..row0+15 (row0 a multiple of kSwizzleRows): A of
-  // Q.K^T at k-step `step`; at(16 * i, step) reads rows 16 * i further.
-  __device__ static FragAddrs a(u32 tile, int row0, int lane) { return FragAddrs(tile, row0 + (lane & 15), lane >> 4); }
   // The lanes of load_kt_frags: B of Q.K^T, two n-tiles (keys r0..r0+15) at k-step `step`.
   __device__ static FragAddrs kt(u32 tile, int lane) {
     return FragAddrs(tile, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
@@ -174,7 +171,8 @@ template <int Rows, int HeadDim> struct XorFragAddrs {
   __device__ u32 at(int r0, int step) const {
     return (addr ^ u32(step % kPatternSteps * 2 * kVecBytes)) + (step / kPatternSteps) * kSwizzleBytes + r0 * kRowBytes;
   }
-  // The lanes of FragAddrs::a.
+  // The lanes of load_a_frags for rows row0..row0+15 (row0 a multiple of kSwizzleRows): A of
+  // Q.K^T at k-step `step`; at(16 * i, step) reads rows 16 * i further.
   __device__ static XorFragAddrs a(u32 tile, int row0, int lane) { return XorFragAddrs(tile, row0 + (lane & 15), lane >> 4); }
 };
 
