@@ -97,10 +97,10 @@ TEST_CASE("mma.sync attention names 32 rows per warp only when asked for", "[key
   const TileConfig r16 = TileConfig::parse(KernelKind::dense_attn, "bn64-w4-s2-mma");
   CHECK(r16 == TileConfig{64, 4, 2, AttnPath::mma});
   CHECK(r16.warp_rows == 16);
-  // The mma.sync defaults: 32 rows per warp for dense and Pq 64, 16 for Pq 128.
+  // The mma.sync defaults: 32 rows per warp for dense and both block sizes.
   CHECK(default_config(dense, AttnPath::mma).str(KernelKind::dense_attn) == "bn64-w4-r32-s2-mma");
   CHECK(default_config(sparse64, AttnPath::mma).str(KernelKind::sparse_attn) == "bn32-w2-r32-s2-mma");
-  CHECK(default_config(sparse128, AttnPath::mma).str(KernelKind::sparse_attn) == "bn64-w8-s2-mma");
+  CHECK(default_config(sparse128, AttnPath::mma).str(KernelKind::sparse_attn) == "bn32-w4-r32-s2-mma");
   // Round trips, the r field between the warps and the stages.
   const TileConfig r32{64, 4, 2, AttnPath::mma, 32};
   CHECK(r32.str(KernelKind::dense_attn) == "bn64-w4-r32-s2-mma");
