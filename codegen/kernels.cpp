@@ -47,15 +47,15 @@ constexpr TileConfig kDenseDefault{64, 4, 2, AttnPath::mma, 32};
 // wgmma (sm_90a), sparse and dense: two producer and two consumer warpgroups (16 warps), 64-key
 // tiles, deep pipelines: loads are latency-bound long before the tensor cores are (H100, dense
 // 32K: 64 keys x 4 stages ran 554 TFLOP/s where 128 x 2 ran 397). Four stages at 128 query rows
-// per CTA (32 KiB Q + 4 x 32 KiB K/V), five at a Pq = 64 block (16 KiB Q), whose tiles the two
-// consumers take in turn.
+// per CTA (32 KiB Q + 4 x 32 KiB K/V), six at a Pq = 64 block (16 KiB Q), whose tiles the two
+// consumers take in turn, each fed by its own loading group from its own three stages.
 constexpr int kSm90Warps = kAttnSm90Threads / 32;
 constexpr int kSm90MaxSmem = 227 * 1024;  // the opt-in limit of one CTA on sm_90
 // The most any sm_80+ GPU gives one CTA (sm_90's opt-in); a device's own limit is checked where
 // its kernels load (an A100 allows 163 KiB, an sm_86 99 KiB).
 constexpr int kMaxSmem = kSm90MaxSmem;
 constexpr int kSm90Keys[] = {64, 128};
-TileConfig sm90_default(int pq) { return TileConfig{64, kSm90Warps, pq == 64 ? 5 : 4, AttnPath::wgmma}; }
+TileConfig sm90_default(int pq) { return TileConfig{64, kSm90Warps, pq == 64 ? 6 : 4, AttnPath::wgmma}; }
 
 bool contains(const int* begin, const int* end, int v) {
   for (auto p = begin; p != end; ++p)
@@ -217,8 +217,9 @@ std::string why_invalid(const Variant& v) {
           return fmt::format("wgmma attention runs {} warps (two producer and two consumer warpgroups), not {}", kSm90Warps,
                              c.warps);
         if (c.stages < 2 || c.stages > 6) return fmt::format("wgmma attention stages {} is not supported: use 2..6", c.stages);
-        if (sparse && v.key.pq == 64 && c.stages < 3)
-          return "wgmma attention at Pq 64 needs 3 stages or more (the two consumers take alternate tiles)";
+        if (sparse && v.key.pq == 64 && (c.stages % 2 != 0 || c.stages < 4))
+          return fmt::format("wgmma attention at Pq 64 needs 4 or 6 stages, not {} (each consumer takes alternate "
+                             "tiles from its own half of the ring)", c.stages);
         const int bytes = attn_sm90_smem_bytes(sparse ? v.key.pq : 0, c.rows, v.key.head_dim, c.stages);
         if (bytes > kSm90MaxSmem)
           return fmt::format("wgmma attention with {} keys x {} stages needs {} bytes of shared memory (at most {}): "

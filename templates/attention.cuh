@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(BM / WarpRows * 32, kAttnMinCtasPerSm) attn_ke
   if constexpr (kSparse) {
     const int block = m0 / Pq;
     mask_row = p.mask + ((i64(unit) - p.mask_unit_origin) * ((p.seq_len + Pq - 1) / Pq) + block) * p.words;
-    ks = KeySchedule::sparse<Pq, Causal>(m0, p.words);
+    ks = KeySchedule::sparse<Pq, Causal>(m0, p.words, p.seq_len);
   } else {
     ks = KeySchedule::range(Causal ? min(m0 + BM, p.seq_len) : p.seq_len);
   }

@@ -66,14 +66,24 @@ struct KeySchedule {
   int word, word_end;          // mask words still to compact
   int count, head;             // list[head, count) are compacted keys not yet handed out
   int next_key, end_key;       // the current contiguous range
+  bool ranges_first;           // causal sink and diagonal before the selected keys
 
-  // A sparse query block starting at row block_row0: its candidate words first (causal: the
-  // words of keys [Pq, block_row0), which are whole words because Pq % 64 == 0).
-  template <int Pq, bool Causal> __device__ static KeySchedule sparse(int block_row0, int words) {
+  // A sparse query block starting at row block_row0: its candidate words (causal: the words of
+  // keys [Pq, block_row0), which are whole words because Pq % 64 == 0), then, causal, the sink
+  // and diagonal blocks. RangesFirst puts those two first: their tiles need no mask, so a
+  // warp-specialized producer can start them while the first mask words are still on the way.
+  template <int Pq, bool Causal, bool RangesFirst = false>
+  __device__ static KeySchedule sparse(int block_row0, int words, int seq_len) {
     KeySchedule ks{};
     ks.phase = kSelected;
     ks.word = Causal ? Pq / 64 : 0;
     ks.word_end = Causal ? max(ks.word, block_row0 / 64) : words;
+    ks.ranges_first = Causal && RangesFirst;
+    if (ks.ranges_first) {
+      ks.phase = block_row0 > 0 ? kSink : kDiagonal;
+      ks.next_key = block_row0 > 0 ? 0 : block_row0;
+      ks.end_key = block_row0 > 0 ? min(Pq, seq_len) : min(block_row0 + Pq, seq_len);
+    }
     return ks;
   }
   // Keys [0, end) in order.
@@ -87,12 +97,14 @@ struct KeySchedule {
 };
 
 // Refills the shared list (ListCapacity keys) from the mask row: words are taken whole, in order,
-// while they fit.
-template <class Group, int BN, int ListCapacity, typename Mask>
+// while they fit. Each thread reads Words consecutive words a pass, all loads in flight at once:
+// a pass costs one round trip to memory, and sparse rows (few keys per word) fill the list in
+// fewer passes.
+template <class Group, int BN, int ListCapacity, int Words, typename Mask>
 __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
   constexpr int kThreads = Group::kThreads;
   constexpr int kWarps = kThreads / 32;
-  static_assert(ListCapacity >= BN + 64, "a refill must always take its first word");
+  static_assert(ListCapacity >= BN + 64 * Words, "a refill must always take its first thread's words");
   const int tid = Group::rank();
   // Keep the keys not yet handed out (fewer than BN) at the front.
   const int rem = ks.count - ks.head;
@@ -102,25 +114,31 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
   ks.count = rem;
   ks.head = 0;
   while (ks.word < ks.word_end) {
-    const int w = ks.word + tid;
-    unsigned long long bits = w < ks.word_end ? mask_row[w] : 0ull;
-    const int c = __popcll(bits);
+    const int w0 = ks.word + tid * Words;
+    unsigned long long bits[Words];
+    int c = 0;
+#pragma unroll
+    for (int i = 0; i < Words; ++i) bits[i] = w0 + i < ks.word_end ? mask_row[w0 + i] : 0ull;
+#pragma unroll
+    for (int i = 0; i < Words; ++i) c += __popcll(bits[i]);
     int total;
     const int before = group_exclusive_scan<Group>(c, scratch, total);
     const bool fits = ks.count + before + c <= ListCapacity;  // true for a prefix of threads
     if (fits) {
       int pos = ks.count + before;
-      while (bits) {
-        list[pos++] = w * 64 + __ffsll(static_cast<long long>(bits)) - 1;
-        bits &= bits - 1;
-      }
+#pragma unroll
+      for (int i = 0; i < Words; ++i)
+        while (bits[i]) {
+          list[pos++] = (w0 + i) * 64 + __ffsll(static_cast<long long>(bits[i])) - 1;
+          bits[i] &= bits[i] - 1;
+        }
     }
     const int taken = Group::count(fits);
-    if (taken == 0) break;  // the list is full: not even this pass's first word fits
+    if (taken == 0) break;  // the list is full: not even this pass's first words fit
     if (tid == taken - 1) scratch[kWarps] = before + c;
     Group::sync();
     ks.count += scratch[kWarps];
-    ks.word = min(ks.word + taken, ks.word_end);
+    ks.word = min(ks.word + taken * Words, ks.word_end);
     Group::sync();
     if (taken < kThreads) break;  // the list is full
   }
@@ -128,9 +146,10 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
 
 // Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
 // Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
-template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity>
+// write = false only steps over the tile (another group loads it): no indices, no barrier.
+template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, int Words = 1>
 __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
-                                         int* scratch, int block_row0, int seq_len) {
+                                         int* scratch, int block_row0, int seq_len, bool write = true) {
   static_assert(BN <= Group::kThreads, "one key per thread of the group");
   const int tid = Group::rank();
   while (true) {
@@ -138,15 +157,18 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
       const int avail = ks.count - ks.head;
       if (avail >= BN || (avail > 0 && ks.word >= ks.word_end)) {
         const int n = min(avail, BN);
-        if (tid < BN) idx[tid] = tid < n ? list[ks.head + tid] : -1;
+        if (write) {
+          if (tid < BN) idx[tid] = tid < n ? list[ks.head + tid] : -1;
+          Group::sync();
+        }
         ks.head += n;
-        Group::sync();
         return n;
       }
       if (ks.word < ks.word_end) {
-        compact_selected<Group, BN, ListCapacity>(ks, mask_row, list, scratch);
+        compact_selected<Group, BN, ListCapacity, Words>(ks, mask_row, list, scratch);
         continue;
       }
+      if (ks.ranges_first) return 0;  // the sink and diagonal came first
       // Selected keys done; causal blocks then attend the sink block (unless they are it).
       if (Causal && block_row0 > 0) {
         ks.phase = KeySchedule::kSink;
@@ -162,9 +184,11 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
     if (ks.phase == KeySchedule::kDone) return 0;
     if (ks.next_key < ks.end_key) {
       const int n = min(BN, ks.end_key - ks.next_key);
-      if (tid < BN) idx[tid] = tid < n ? ks.next_key + tid : -1;
+      if (write) {
+        if (tid < BN) idx[tid] = tid < n ? ks.next_key + tid : -1;
+        Group::sync();
+      }
       ks.next_key += n;
-      Group::sync();
       return n;
     }
     if (ks.phase == KeySchedule::kSink) {
@@ -172,7 +196,7 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
       ks.next_key = block_row0;
       ks.end_key = min(block_row0 + Pq, seq_len);
     } else {
-      ks.phase = KeySchedule::kDone;
+      ks.phase = ks.phase == KeySchedule::kDiagonal && ks.ranges_first ? KeySchedule::kSelected : KeySchedule::kDone;
     }
   }
 }

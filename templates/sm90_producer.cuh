@@ -4,7 +4,7 @@
 //   contiguous keys (sink, diagonal, dense ranges): the copy engine (TMA), one box of BN rows per
 //     64 columns, issued by one thread;
 //   gathered keys (the selection): cp.async, 16 bytes a thread, each thread one column chunk of
-//     every 8th (D = 128) row, so a row's address is computed once per chunk group. (sm_90 has no
+//     rows a pass apart (8 rows a pass for a 128-thread group at D = 128). (sm_90 has no
 //     gathering TMA, and one box per row went through the uniform datapath lane by lane: about
 //     20 cycles a box, 4 boxes a key, slower than cp.async by 2x.)
 // A stage is published on its `full` barrier twice per loading thread: once when its cp.async
@@ -22,46 +22,80 @@ namespace sm90 {
 
 template <class Cfg> struct Producer {
   using T = typename Cfg::T;
-  using Group = NamedGroup<1, Cfg::kLoaderThreads, 0>;  // the loading producers, barrier 1
-  // Arrivals on one stage's `full` barrier: two per loading thread (plus the copy engine's bytes).
-  static constexpr int kFullArrivals = 2 * Cfg::kLoaderThreads;
+  // Split keys: two loading groups, one per consumer. Group g loads tiles g, g + 2, ... into its own
+  // stages (Stages is even, so stage j % Stages has one writer) from its own copy of the key
+  // schedule, stepping over the other group's tiles without loading them. The two pipelines then
+  // run side by side: one group of eight warps in lockstep delivered a gathered tile every ~1000
+  // cycles (its per-tile chain of waits, barrier and copies), half of what two consumers can take
+  // at Pq 64 (bench/NOTES.md, v11).
+  static constexpr int kGroups = Cfg::kSplitKeys ? 2 : 1;
+  static constexpr int kGroupThreads = Cfg::kLoaderThreads / kGroups;
+  static constexpr int kListCapacity = Cfg::kLayout.list_capacity / kGroups;
+  static constexpr int kScratchInts = 16 / kGroups;  // a group's scan scratch: one int per warp, plus one
+  static_assert(kScratchInts * 4 * kGroups <= 64 && kGroupThreads / 32 + 1 <= kScratchInts, "scan scratch");
+  static_assert(kGroups == 1 || Cfg::kStages % 2 == 0, "one writer per stage: an even ring");
+  // Arrivals on one stage's `full` barrier: two per thread of its group (plus the copy engine's bytes).
+  static constexpr int kFullArrivals = 2 * kGroupThreads;
   static constexpr int kColBlocks = Cfg::kHeadDim / 64;
   static constexpr u32 kTileBytes = 2u * Cfg::KVTile::kBytes;  // K and V, out-of-bounds rows included
   static constexpr u32 kQBytes = Cfg::QTile::kBytes;
-  static constexpr int kChunks = Cfg::kHeadDim / 8;                 // 16-byte chunks per row
-  static constexpr int kRowsPerPass = Cfg::kLoaderThreads / kChunks;  // rows one pass of the group copies
+  static constexpr int kChunks = Cfg::kHeadDim / 8;               // 16-byte chunks per row
+  static constexpr int kRowsPerPass = kGroupThreads / kChunks;      // rows one pass of the group copies
+  static constexpr int kRowsPerThread = Cfg::kBN / kRowsPerPass;
+  // Mask words each thread reads per refill pass (compact_selected): a 2048-key list at ~7% kept
+  // spans ~430 words: two passes of a group instead of four.
+  static constexpr int kMaskWords = 2;
+  // Keys read ahead of their copies: four (eight registers of addresses), as many as the
+  // producer's 48 registers hold.
+  static constexpr int kKeyBatch = kRowsPerThread < 4 ? kRowsPerThread : 4;
+  static_assert(kRowsPerThread % kKeyBatch == 0, "whole key batches");
 
-  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async. The keys are
-  // read first, then the copies go out back to back (read one row at a time, each row's copies
-  // waited on its key's shared-memory load).
+  // K and V rows idx[0, BN) of a tile (-1: zero-filled) into one stage, by cp.async. A batch of
+  // keys is read first, then its copies go out back to back (read one row at a time, each row's
+  // copies waited on its key's shared-memory load).
+  template <class Group>
   __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
                                                    const int* idx) {
     using Tile = typename Cfg::KVTile;
-    constexpr int kRows = Cfg::kBN / kRowsPerPass;  // rows per thread
     const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
-    int key[kRows];
-#pragma unroll
-    for (int i = 0; i < kRows; ++i) key[i] = idx[r0 + i * kRowsPerPass];
     const char* k_col = reinterpret_cast<const char*>(k + c * 8);
     const char* v_col = reinterpret_cast<const char*>(v + c * 8);
     const u64 k_row_bytes = u64(p.k_stride_s) * sizeof(T), v_row_bytes = u64(p.v_stride_s) * sizeof(T);
+    // Rows a pass apart share their swizzle phase (a pass is whole 8-row atoms): one offset.
+    static_assert(kRowsPerPass % 8 == 0, "a pass of whole swizzle atoms");
+    const u32 off0 = Tile::offset(r0, c);
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-      const u32 row = max(key[i], 0);  // an empty slot reads nothing but still forms an address
-      const int off = Tile::offset(r0 + i * kRowsPerPass, c);
-      cp_async_16_key(k_dst + off, row_address(k_col, row, k_row_bytes), key[i]);
-      cp_async_16_key(v_dst + off, row_address(v_col, row, v_row_bytes), key[i]);
+    for (int b = 0; b < kRowsPerThread; b += kKeyBatch) {
+      int key[kKeyBatch];
+#pragma unroll
+      for (int i = 0; i < kKeyBatch; ++i) key[i] = idx[r0 + (b + i) * kRowsPerPass];
+#pragma unroll
+      for (int i = 0; i < kKeyBatch; ++i) {
+        const u32 row = max(key[i], 0);  // an empty slot reads nothing but still forms an address
+        const u32 off = off0 + (b + i) * kRowsPerPass * kRowBytes;
+        cp_async_16_key(k_dst + off, row_address(k_col, row, k_row_bytes), key[i]);
+        cp_async_16_key(v_dst + off, row_address(v_col, row, v_row_bytes), key[i]);
+      }
     }
   }
 
   __device__ static void run(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
+    if (int(threadIdx.x) >= Cfg::kLoaderThreads) return;
+    if (kGroups == 2 && int(threadIdx.x) >= kGroupThreads)
+      load<1>(prm, w, sm);
+    else
+      load<0>(prm, w, sm);
+  }
+
+  // Group G's tiles: G, G + kGroups, ... (with one group, every tile).
+  template <int G> __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
+    using Group = NamedGroup<G == 0 ? 1 : 3, kGroupThreads, G * kGroupThreads>;  // barrier 2 is the merge's
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
-    if (tid >= Cfg::kLoaderThreads) return;
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
     const T* v = static_cast<const T*>(p.v) + i64(w.batch) * p.v_stride_b + i64(w.kv_head) * p.v_stride_h;
 
-    if (tid == 0) {
+    if (G == 0 && tid == 0) {
       for (int cb = 0; cb < kColBlocks; ++cb)
         tma_load_4d(smem_addr(sm.q()) + cb * Cfg::QTile::kBlockBytes, &prm.q, cb * 64, w.m0, w.head, w.batch,
                     sm.q_full());
@@ -73,21 +107,28 @@ template <class Cfg> struct Producer {
     if constexpr (Cfg::kSparse) {
       const int block = w.m0 / Cfg::kPq;
       mask_row = p.mask + ((i64(w.unit) - p.mask_unit_origin) * ((p.seq_len + Cfg::kPq - 1) / Cfg::kPq) + block) * p.words;
-      ks = KeySchedule::sparse<Cfg::kPq, Cfg::kCausal>(w.m0, p.words);
+      ks = KeySchedule::sparse<Cfg::kPq, Cfg::kCausal, true>(w.m0, p.words, p.seq_len);
     } else {
       ks = KeySchedule::range(Cfg::kCausal ? min(w.m0 + Cfg::kRows, p.seq_len) : p.seq_len);
     }
+    int* list = sm.list() + G * kListCapacity;
+    int* scratch = sm.scratch() + G * kScratchInts;
+    auto tile_keys = [&](int* idx, bool write) {
+      return next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, kListCapacity, kMaskWords>(
+          ks, idx, mask_row, list, scratch, w.m0, p.seq_len, write);
+    };
 
-    // Tile j goes to stage j % Stages; with split keys, to consumer j % 2. After the last real
-    // tile every consumer gets an empty one, which ends its loop.
-    int terminals = 0;
-    for (int j = 0; terminals < (Cfg::kSplitKeys ? 2 : 1); ++j) {
+    // Tile j goes to stage j % Stages and, with split keys, to consumer j % 2. After the last
+    // real tile each group hands its consumer an empty one, which ends its loop.
+    for (int j = 0;; ++j) {
+      if (kGroups == 2 && j % 2 != G) {
+        tile_keys(nullptr, false);
+        continue;
+      }
       const int stage = j % Cfg::kStages;
       if (j >= Cfg::kStages) mbar_wait(sm.empty(stage), (j / Cfg::kStages - 1) & 1);
       int* idx = sm.idx(stage);
-      const int n = terminals ? 0
-                              : next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, Cfg::kLayout.list_capacity>(
-                                    ks, idx, mask_row, sm.list(), sm.scratch(), w.m0, p.seq_len);
+      const int n = tile_keys(idx, true);
       const u32 full = sm.full(stage);
       bool by_engine = false;  // this tile's rows come through the copy engine
       if (n > 0) {
@@ -102,10 +143,8 @@ template <class Cfg> struct Producer {
               tma_load_4d(v_dst + off, &prm.v_tiles, cb * 64, idx[0], w.kv_head, w.batch, full);
             }
         } else {
-          gather_kv(k_dst, v_dst, k, v, p, idx);
+          gather_kv<Group>(k_dst, v_dst, k, v, p, idx);
         }
-      } else {
-        ++terminals;
       }
       mbar_arrive_on_copies(full);
       // Keys ascend within a tile, so its last key tells whether a causal row may lie before it.
@@ -116,6 +155,7 @@ template <class Cfg> struct Producer {
       } else {
         mbar_arrive(full);
       }
+      if (n == 0) break;
     }
   }
 };
