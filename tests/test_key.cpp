@@ -80,6 +80,14 @@ TEST_CASE("illegal variants are named before any compile", "[key]") {
   CHECK_THAT(why_invalid(Variant{k, {0, 32, 0, AttnPath::mma}}), Catch::Contains("out of range"));
   CHECK_THAT(why_invalid(Variant{k, {64, 4, 0, AttnPath::mma}}), Catch::Contains("must be zero"));
   CHECK_THROWS_AS(require_valid(Variant{k, {0, 0, 0, AttnPath::mma}}), Error);
+  // wgmma at Pq 64: each consumer's loading group owns half of the ring, so an even number of
+  // stages, two each at least.
+  const KernelKey sparse64{KernelKind::sparse_attn, 64, 16, 16, 128, DType::bf16, "sm_90a", true};
+  CHECK(why_invalid(Variant{sparse64, {64, 16, 6, AttnPath::wgmma}}).empty());
+  CHECK(why_invalid(Variant{sparse64, {64, 16, 4, AttnPath::wgmma}}).empty());
+  CHECK_THAT(why_invalid(Variant{sparse64, {64, 16, 5, AttnPath::wgmma}}), Catch::Contains("needs 4 or 6 stages, not 5"));
+  CHECK_THAT(why_invalid(Variant{sparse64, {64, 16, 2, AttnPath::wgmma}}), Catch::Contains("needs 4 or 6 stages, not 2"));
+  CHECK(default_config(sparse64).str(KernelKind::sparse_attn) == "bn64-w16-s6-wgmma");
   // The search space holds only legal configs, default first.
   for (const auto& key : all_keys("sm_80")) {
     auto cands = tuner::candidates(key);
