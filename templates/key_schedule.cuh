@@ -2,9 +2,11 @@
 // Where an attention CTA's key tiles come from (docs/semantics.md §5.1), shared by the mma.sync
 // and the wgmma main loops. A tile is a list of BN key indices (-1 = none); tiles come, in
 // order, from the query block's mask row (compacted on the fly into a shared list), then,
-// causal, the sink block and the diagonal block; dense attention walks one contiguous range.
-// The schedule is run by a group of threads in lockstep (the whole CTA, or the producer warps
-// of a warp-specialized kernel): every thread of the group holds the same KeySchedule.
+// causal, the sink block and the diagonal block (the wgmma kernel takes those two first); dense
+// attention walks one contiguous range. The schedule is run by a group of threads in lockstep
+// (the whole CTA, or a loading group of a warp-specialized kernel): every thread of the group
+// holds the same KeySchedule. Two groups may each run their own copy over the same row (the
+// wgmma kernel at Pq 64): the schedule is deterministic, so both see the same tiles.
 #include "params.h"
 #include "tile.cuh"
 
@@ -71,7 +73,7 @@ struct KeySchedule {
   // A sparse query block starting at row block_row0: its candidate words (causal: the words of
   // keys [Pq, block_row0), which are whole words because Pq % 64 == 0), then, causal, the sink
   // and diagonal blocks. RangesFirst puts those two first: their tiles need no mask, so a
-  // warp-specialized producer can start them while the first mask words are still on the way.
+  // warp-specialized producer has their copies in flight during its first refill.
   template <int Pq, bool Causal, bool RangesFirst = false>
   __device__ static KeySchedule sparse(int block_row0, int words, int seq_len) {
     KeySchedule ks{};
@@ -146,7 +148,8 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
 
 // Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
 // Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
-// write = false only steps over the tile (another group loads it): no indices, no barrier.
+// write = false only steps over the tile (another group loads it): no indices and no barrier of
+// its own, but a refill it triggers runs the group's barriers, so every thread of the group calls.
 template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, int Words = 1>
 __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
                                          int* scratch, int block_row0, int seq_len, bool write = true) {
@@ -168,7 +171,7 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
         compact_selected<Group, BN, ListCapacity, Words>(ks, mask_row, list, scratch);
         continue;
       }
-      if (ks.ranges_first) return 0;  // the sink and diagonal came first
+      if (ks.ranges_first) return 0;  // the sink and diagonal came first (every later call lands here too)
       // Selected keys done; causal blocks then attend the sink block (unless they are it).
       if (Causal && block_row0 > 0) {
         ks.phase = KeySchedule::kSink;

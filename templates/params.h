@@ -155,8 +155,10 @@ VECATTN_HOST_DEVICE constexpr int attn_sm90_rows(int pq) { return pq == 64 ? 64 
 // Selected keys the Hopper kernel compacts at a time: as many as shared memory leaves room for, up
 // to kAttnSm90MaxList. A refill costs a global load of the mask words and five named barriers in the
 // producers' per-tile path whatever its size; at 27% kept, 1024 keys meant one every 15 tiles, and
-// 4096 measured 11-13% faster at Pq 64 and 128 (bench/NOTES.md, v8).
+// 4096 measured 11-13% faster at Pq 64 and 128 (bench/NOTES.md, v8). At Pq 64 the two loading
+// groups split the list and the 64-byte scan scratch in halves (sm90_producer.cuh).
 constexpr int kAttnSm90MaxList = 4096;
+constexpr int kAttnSm90ScratchBytes = 64;  // the list's scan scratch: an int per producer warp, and one more
 constexpr int kAttnSm90MaxSmem = 227 * 1024;
 
 // Shared memory, in this order: Q tile, Stages x (K tile, V tile), key indices [Stages][BN],
@@ -176,12 +178,12 @@ VECATTN_HOST_DEVICE constexpr AttnSm90Layout attn_sm90_layout(int pq, int bn, in
   l.info = l.idx + stages * bn * 4;
   l.list = (l.info + stages * 4 + 15) / 16 * 16;
   // The rest after the list (scratch, barriers) and the launch's alignment slack.
-  const int tail = 64 + (1 + 2 * stages) * 8 + 1024;
+  const int tail = kAttnSm90ScratchBytes + (1 + 2 * stages) * 8 + 1024;
   l.list_capacity = kAttnSm90MaxList;
   while (l.list_capacity > kAttnListCapacity && l.list + l.list_capacity * 4 + tail > kAttnSm90MaxSmem)
     l.list_capacity /= 2;
   l.scratch = l.list + l.list_capacity * 4;
-  l.bars = l.scratch + 64;
+  l.bars = l.scratch + kAttnSm90ScratchBytes;
   l.bytes = l.bars + (1 + 2 * stages) * 8;
   return l;
 }

@@ -12,7 +12,6 @@ namespace sm90 {
 template <class Cfg> struct Epilogue {
   using T = typename Cfg::T;
   static constexpr int kO = Cfg::kAccO;
-  static constexpr int kMergeBarrier = 2;  // named barrier of the two consumer warpgroups
   static constexpr int kConsumerThreads = Cfg::kConsumers * kWarpgroupThreads;
 
   // Consumer 1's partial merged into consumer 0's. Layout [value][thread]: each thread reads back
@@ -20,7 +19,10 @@ template <class Cfg> struct Epilogue {
   __device__ static void merge(Consumer<Cfg>& c, const AttnSmem<Cfg>& sm, float scale_log2) {
     float* buf = sm.merge();
     const int t = int(threadIdx.x) % kWarpgroupThreads;
-    named_sync<kMergeBarrier, kConsumerThreads>();  // both loops done: no stage is read any more
+    // Both loops done: no stage is read any more, and none is being written: each consumer's last
+    // wait was on its loading group's empty tile, that group's last act, after which the group
+    // issues no copy.
+    named_sync<kMergeBarrier, kConsumerThreads>();
     if (c.wg == 1) {
       buf[0 * kWarpgroupThreads + t] = c.softmax.max_a;
       buf[1 * kWarpgroupThreads + t] = c.softmax.max_b;

@@ -1,7 +1,8 @@
 #pragma once
 // A consumer warpgroup's main loop: for each key tile it owns, S = Q.K^T (wgmma; Q from registers
 // at 64-key tiles, else from shared memory), the mask where the tile needs one, the online
-// softmax, then O += P.V (wgmma, P from registers), and the stage handed back to the producer.
+// softmax, then O += P.V (wgmma, P from registers); a stage goes back to the producer once its
+// P.V has landed.
 // The two consumers share the tensor cores: while one runs its softmax the other's MMAs proceed.
 // This tile's S and the previous tile's P.V are issued together, and both are waited for before
 // the softmax (ptxas hoisted a later wait for the P.V there anyway; forcing the overlap measured
@@ -123,7 +124,8 @@ template <class Cfg> struct Consumer {
     Softmax::pack(s, pa);
 
     // Then per tile: S = QK^T of this tile and O += PV of the previous one go to the tensor cores
-    // together; the softmax of this tile, then O rescaled once that PV has landed.
+    // together; once both have landed the previous stage goes back, then this tile's softmax and
+    // O's rescale.
     for (j += step;; j += step) {
       info = acquire(j);
       if ((info & kTileCount) == 0) break;

@@ -31,8 +31,8 @@ template <class Cfg> struct Producer {
   static constexpr int kGroups = Cfg::kSplitKeys ? 2 : 1;
   static constexpr int kGroupThreads = Cfg::kLoaderThreads / kGroups;
   static constexpr int kListCapacity = Cfg::kLayout.list_capacity / kGroups;
-  static constexpr int kScratchInts = 16 / kGroups;  // a group's scan scratch: one int per warp, plus one
-  static_assert(kScratchInts * 4 * kGroups <= 64 && kGroupThreads / 32 + 1 <= kScratchInts, "scan scratch");
+  static constexpr int kScratchInts = kAttnSm90ScratchBytes / 4 / kGroups;  // a group's scan scratch
+  static_assert(kGroupThreads / 32 + 1 <= kScratchInts, "scan scratch: one int per warp, plus one");
   static_assert(kGroups == 1 || Cfg::kStages % 2 == 0, "one writer per stage: an even ring");
   // Arrivals on one stage's `full` barrier: two per thread of its group (plus the copy engine's bytes).
   static constexpr int kFullArrivals = 2 * kGroupThreads;
@@ -89,7 +89,7 @@ template <class Cfg> struct Producer {
 
   // Group G's tiles: G, G + kGroups, ... (with one group, every tile).
   template <int G> __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
-    using Group = NamedGroup<G == 0 ? 1 : 3, kGroupThreads, G * kGroupThreads>;  // barrier 2 is the merge's
+    using Group = NamedGroup<kLoadBarrier[G], kGroupThreads, G * kGroupThreads>;
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
