@@ -81,7 +81,7 @@ struct KeySchedule {
     ks.word = Causal ? Pq / 64 : 0;
     ks.word_end = Causal ? max(ks.word, block_row0 / 64) : words;
     ks.ranges_first = Causal && RangesFirst;
-    if (ks.ranges_first) {
+    if (ks.ranges_first) {  // keys [0, Pq) either way: the sink block, or the first block's own diagonal
       ks.phase = block_row0 > 0 ? kSink : kDiagonal;
       ks.next_key = block_row0 > 0 ? 0 : block_row0;
       ks.end_key = block_row0 > 0 ? min(Pq, seq_len) : min(block_row0 + Pq, seq_len);
