@@ -110,10 +110,43 @@ template <class Cfg> struct Consumer {
     int info = acquire(j);
     if ((info & kTileCount) == 0) return;
 
-    // The first tile: scores and probabilities only (O is still zero).
     float s[Cfg::kAccS];
     u32 pa[kBN / 16][4];
     float alpha_a, alpha_b;
+
+    if constexpr (Cfg::kSplitKeys) {
+      // Split keys: each tile's P.V right after its own softmax, and its stage handed back once
+      // that P.V has landed. A consumer then holds one stage instead of two, and its loading group
+      // keeps two tiles in flight in its three stages instead of one (v12 measured the consumers
+      // starved for tiles). The tensor pipe still overlaps: the other consumer's GEMMs run during
+      // this one's softmax.
+      auto tile = [&](int stage, int tile_info, bool rescale) {
+        wgmma_fence();
+        issue_qk(s, stage);
+        wgmma_wait<0>();
+        fence_operands(s);
+        if (tile_info & kTileMasked) mask(s, sm.idx(stage));
+        softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
+        if (rescale) Softmax::rescale(o, alpha_a, alpha_b);  // the first tile's O is still zero
+        Softmax::pack(s, pa);
+        fence_operands(o);
+        wgmma_fence();
+        issue_pv(pa, stage);
+        wgmma_wait<0>();
+        fence_operands(o);
+        fence_operands(pa);
+        release(stage);
+      };
+      tile(j % Cfg::kStages, info, false);
+      for (j += step;; j += step) {
+        info = acquire(j);
+        if ((info & kTileCount) == 0) break;
+        tile(j % Cfg::kStages, info, true);
+      }
+      return;
+    }
+
+    // The first tile: scores and probabilities only (O is still zero).
     int prev = j % Cfg::kStages;
     wgmma_fence();
     issue_qk(s, prev);
