@@ -99,15 +99,16 @@ struct KeySchedule {
 };
 
 // Refills the shared list (ListCapacity keys) from the mask row: words are taken whole, in order,
-// one per thread a pass, while they fit. Prefetch: each pass loads the next pass's word before it
-// scans and writes its own, so a refill that takes several passes (sparse rows: few keys a word)
-// waits on memory once, not once a pass. (Two words a thread a pass did that too, but doubled
-// each thread's serial key writes: 9% slower at 27% kept.)
-template <class Group, int BN, int ListCapacity, bool Prefetch, typename Mask>
+// while they fit. A pass reads one word a thread; once a pass has left the list under half full
+// (a sparse row: few keys a word), the next ones read MaxWords consecutive words a thread, so a
+// refill waits on memory fewer times. Dense rows stay at one word: every word read costs its
+// thread serial key writes, and two a thread from the start measured 8% slower at 27% kept.
+template <class Group, int BN, int ListCapacity, int MaxWords, typename Mask>
 __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* mask_row, int* list, int* scratch) {
   constexpr int kThreads = Group::kThreads;
   constexpr int kWarps = kThreads / 32;
-  static_assert(ListCapacity >= BN + 64, "a refill must always take its first word");
+  static_assert(ListCapacity >= BN + 64 && ListCapacity >= 128 * MaxWords,
+                "a pass must always take its first thread's words");
   const int tid = Group::rank();
   // Keep the keys not yet handed out (fewer than BN) at the front.
   const int rem = ks.count - ks.head;
@@ -116,36 +117,37 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
   if (tid < rem) list[tid] = keep;
   ks.count = rem;
   ks.head = 0;
-  unsigned long long next = 0ull;
-  if (Prefetch && ks.word + tid < ks.word_end) next = mask_row[ks.word + tid];
+  int words = 1;  // this pass's words per thread
   while (ks.word < ks.word_end) {
-    const int w = ks.word + tid;
-    unsigned long long bits;
-    if (Prefetch) {
-      bits = next;  // loaded by the pass before (or above): valid as long as every pass took all its words
-      next = w + kThreads < ks.word_end ? mask_row[w + kThreads] : 0ull;
-    } else {
-      bits = w < ks.word_end ? mask_row[w] : 0ull;
+    const int w0 = ks.word + tid * words;
+    unsigned long long bits[MaxWords];
+    int c = 0;
+#pragma unroll
+    for (int i = 0; i < MaxWords; ++i) {
+      bits[i] = i < words && w0 + i < ks.word_end ? mask_row[w0 + i] : 0ull;
+      c += __popcll(bits[i]);
     }
-    const int c = __popcll(bits);
     int total;
     const int before = group_exclusive_scan<Group>(c, scratch, total);
     const bool fits = ks.count + before + c <= ListCapacity;  // true for a prefix of threads
     if (fits) {
       int pos = ks.count + before;
-      while (bits) {
-        list[pos++] = w * 64 + __ffsll(static_cast<long long>(bits)) - 1;
-        bits &= bits - 1;
-      }
+#pragma unroll
+      for (int i = 0; i < MaxWords; ++i)
+        while (bits[i]) {
+          list[pos++] = (w0 + i) * 64 + __ffsll(static_cast<long long>(bits[i])) - 1;
+          bits[i] &= bits[i] - 1;
+        }
     }
     const int taken = Group::count(fits);
-    if (taken == 0) break;  // the list is full: not even this pass's first word fits
+    if (taken == 0) break;  // the list is full: not even this pass's first words fit
     if (tid == taken - 1) scratch[kWarps] = before + c;
     Group::sync();
     ks.count += scratch[kWarps];
-    ks.word = min(ks.word + taken, ks.word_end);
+    ks.word = min(ks.word + taken * words, ks.word_end);
     Group::sync();
-    if (taken < kThreads) break;  // the list is full (the prefetched words are read again next refill)
+    if (taken < kThreads) break;  // the list is full
+    words = ks.count < ListCapacity / 2 ? MaxWords : 1;
   }
 }
 
@@ -153,7 +155,7 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
 // Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
 // write = false only steps over the tile (another group loads it): no indices and no barrier of
 // its own, but a refill it triggers runs the group's barriers, so every thread of the group calls.
-template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, bool Prefetch = false>
+template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, int MaxWords = 1>
 __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
                                          int* scratch, int block_row0, int seq_len, bool write = true) {
   static_assert(BN <= Group::kThreads, "one key per thread of the group");
@@ -171,7 +173,7 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
         return n;
       }
       if (ks.word < ks.word_end) {
-        compact_selected<Group, BN, ListCapacity, Prefetch>(ks, mask_row, list, scratch);
+        compact_selected<Group, BN, ListCapacity, MaxWords>(ks, mask_row, list, scratch);
         continue;
       }
       if (ks.ranges_first) return 0;  // the sink and diagonal came first (every later call lands here too)

@@ -42,6 +42,9 @@ template <class Cfg> struct Producer {
   static constexpr int kChunks = Cfg::kHeadDim / 8;               // 16-byte chunks per row
   static constexpr int kRowsPerPass = kGroupThreads / kChunks;      // rows one pass of the group copies
   static constexpr int kRowsPerThread = Cfg::kBN / kRowsPerPass;
+  // Mask words a thread reads per refill pass once the list is under half full after a pass (a
+  // sparse row: a 2048-key list at ~7% kept spans ~430 words, three passes of a group, not four).
+  static constexpr int kMaskWords = 2;
   // Keys read ahead of their copies: four (eight registers of addresses), as many as the
   // producer's 48 registers hold.
   static constexpr int kKeyBatch = kRowsPerThread < 4 ? kRowsPerThread : 4;
@@ -111,7 +114,7 @@ template <class Cfg> struct Producer {
     int* list = sm.list() + G * kListCapacity;
     int* scratch = sm.scratch() + G * kScratchInts;
     auto tile_keys = [&](int* idx, bool write) {
-      return next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, kListCapacity, true>(
+      return next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, kListCapacity, kMaskWords>(
           ks, idx, mask_row, list, scratch, w.m0, p.seq_len, write);
     };
 
