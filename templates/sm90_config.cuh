@@ -38,8 +38,8 @@ template <int HeadDim, typename T_, int BN, int Stages, bool Causal, int Pq> str
   static_assert(BN == 64 || BN == 128, "keys per tile: 64 or 128 (the N of one wgmma)");
   static_assert(Stages >= 2 && Stages <= 6, "2..6 pipeline stages");
   // Split keys: each consumer has its own loading group and half of the ring (an even number of
-  // stages, so a stage has one writer), and it holds its previous tile (P.V in flight) while it
-  // waits for its next: two stages each at least.
+  // stages, so a stage has one writer); with one stage a group could not load while its consumer
+  // computes.
   static_assert(!kSplitKeys || (Stages % 2 == 0 && Stages >= 4), "split keys need 4 or 6 stages");
   static_assert(!kSparse || Pq == 64 || Pq == 128, "Pq 64 or 128");
   static_assert(BN <= kWarpgroupThreads, "the producer writes one key index per thread");

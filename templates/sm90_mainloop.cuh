@@ -4,10 +4,12 @@
 // softmax, then O += P.V (wgmma, P from registers); a stage goes back to the producer once its
 // P.V has landed.
 // The two consumers share the tensor cores: while one runs its softmax the other's MMAs proceed.
-// This tile's S and the previous tile's P.V are issued together, and both are waited for before
-// the softmax (ptxas hoisted a later wait for the P.V there anyway; forcing the overlap measured
-// 3% slower on dense and equal on sparse, since the other consumer already keeps the tensor pipe
-// busy: bench/NOTES.md, v7), so the previous stage goes back to the producer before the softmax.
+// Where both read every tile (Pq 128, dense), this tile's S and the previous tile's P.V are
+// issued together, and both are waited for before the softmax (ptxas hoisted a later wait for the
+// P.V there anyway; forcing the overlap measured 3% slower on dense and equal on sparse, since the
+// other consumer already keeps the tensor pipe busy: bench/NOTES.md, v7), so the previous stage
+// goes back to the producer before the softmax. With split keys (Pq 64) a tile's P.V follows its
+// own softmax, so a consumer holds one stage at a time (below).
 #include "sm90_config.cuh"
 #include "sm90_scheduler.cuh"
 #include "sm90_softmax.cuh"
@@ -117,9 +119,9 @@ template <class Cfg> struct Consumer {
     if constexpr (Cfg::kSplitKeys) {
       // Split keys: each tile's P.V right after its own softmax, and its stage handed back once
       // that P.V has landed. A consumer then holds one stage instead of two, and its loading group
-      // keeps two tiles in flight in its three stages instead of one (v12 measured the consumers
-      // starved for tiles). The tensor pipe still overlaps: the other consumer's GEMMs run during
-      // this one's softmax.
+      // keeps two tiles in flight in its three stages instead of one (v12's consumers waited for
+      // tiles; this measured +2% at 27% kept: bench/NOTES.md, v12f). The tensor pipe still
+      // overlaps: the other consumer's GEMMs run during this one's softmax.
       auto tile = [&](int stage, int tile_info, bool rescale) {
         wgmma_fence();
         issue_qk(s, stage);
