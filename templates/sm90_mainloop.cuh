@@ -115,6 +115,26 @@ template <class Cfg> struct Consumer {
     float s[Cfg::kAccS];
     u32 pa[kBN / 16][4];
     float alpha_a, alpha_b;
+    // S = Q.K^T of the tile in `stage` alone on the tensor cores, masked where it needs, then its
+    // probabilities.
+    auto scores_of = [&](int stage, int tile_info) {
+      wgmma_fence();
+      issue_qk(s, stage);
+      wgmma_wait<0>();
+      fence_operands(s);
+      if (tile_info & kTileMasked) mask(s, sm.idx(stage));
+      softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
+    };
+    // O += P.V of the tile in `stage` alone on the tensor cores; the stage goes back once it landed.
+    auto pv_alone = [&](int stage) {
+      fence_operands(o);
+      wgmma_fence();
+      issue_pv(pa, stage);
+      wgmma_wait<0>();
+      fence_operands(o);
+      fence_operands(pa);
+      release(stage);
+    };
 
     if constexpr (Cfg::kSplitKeys) {
       // Split keys: each tile's P.V right after its own softmax, and its stage handed back once
@@ -122,40 +142,24 @@ template <class Cfg> struct Consumer {
       // keeps two tiles in flight in its three stages instead of one (v12's consumers waited for
       // tiles; this measured +2% at 27% kept: bench/NOTES.md, v12f). The tensor pipe still
       // overlaps: the other consumer's GEMMs run during this one's softmax.
-      auto tile = [&](int stage, int tile_info, bool rescale) {
-        wgmma_fence();
-        issue_qk(s, stage);
-        wgmma_wait<0>();
-        fence_operands(s);
-        if (tile_info & kTileMasked) mask(s, sm.idx(stage));
-        softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
-        if (rescale) Softmax::rescale(o, alpha_a, alpha_b);  // the first tile's O is still zero
-        Softmax::pack(s, pa);
-        fence_operands(o);
-        wgmma_fence();
-        issue_pv(pa, stage);
-        wgmma_wait<0>();
-        fence_operands(o);
-        fence_operands(pa);
-        release(stage);
-      };
-      tile(j % Cfg::kStages, info, false);
+      scores_of(j % Cfg::kStages, info);  // the first tile: O is still zero, nothing to rescale
+      Softmax::pack(s, pa);
+      pv_alone(j % Cfg::kStages);
       for (j += step;; j += step) {
         info = acquire(j);
         if ((info & kTileCount) == 0) break;
-        tile(j % Cfg::kStages, info, true);
+        const int stage = j % Cfg::kStages;
+        scores_of(stage, info);
+        Softmax::rescale(o, alpha_a, alpha_b);
+        Softmax::pack(s, pa);
+        pv_alone(stage);
       }
       return;
     }
 
     // The first tile: scores and probabilities only (O is still zero).
     int prev = j % Cfg::kStages;
-    wgmma_fence();
-    issue_qk(s, prev);
-    wgmma_wait<0>();
-    fence_operands(s);
-    if (info & kTileMasked) mask(s, sm.idx(prev));
-    softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
+    scores_of(prev, info);
     Softmax::pack(s, pa);
 
     // Then per tile: S = QK^T of this tile and O += PV of the previous one go to the tensor cores
@@ -180,13 +184,7 @@ template <class Cfg> struct Consumer {
       Softmax::pack(s, pa);
       prev = stage;
     }
-    fence_operands(o);
-    wgmma_fence();
-    issue_pv(pa, prev);
-    wgmma_wait<0>();
-    fence_operands(o);
-    fence_operands(pa);
-    release(prev);
+    pv_alone(prev);
   }
 };
 
