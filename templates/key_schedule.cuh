@@ -6,7 +6,8 @@
 // attention walks one contiguous range. The schedule is run by a group of threads in lockstep
 // (the whole CTA, or a loading group of a warp-specialized kernel): every thread of the group
 // holds the same KeySchedule. Two groups may each run their own copy over the same row (the
-// wgmma kernel at Pq 64): the schedule is deterministic, so both see the same tiles.
+// wgmma kernel at Pq 64): the schedule is deterministic, so both see the same tiles, and they may
+// share the compacted list (next_tile's Refill group).
 #include "params.h"
 #include "tile.cuh"
 
@@ -154,8 +155,12 @@ __device__ __forceinline__ void compact_selected(KeySchedule& ks, const Mask* ma
 // Writes the next tile's key indices to idx[0, BN); returns how many are real (0: no tile left).
 // Pq is the query block's row count (its diagonal block and the sink block span Pq keys).
 // write = false only steps over the tile (another group loads it): no indices and no barrier of
-// its own, but a refill it triggers runs the group's barriers, so every thread of the group calls.
-template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, int MaxWords = 1>
+// its own, but a refill it triggers runs the refill's barriers, so every thread of the group calls.
+// Refill: the threads that compact the list, Group itself or a larger group holding it (two loading
+// groups sharing one list: both reach every refill at the same point of the schedule, having
+// copied out every key they took before it).
+template <class Group, int BN, int Pq, bool Causal, int ListCapacity = kAttnListCapacity, int MaxWords = 1,
+          class Refill = Group>
 __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsigned long long* mask_row, int* list,
                                          int* scratch, int block_row0, int seq_len, bool write = true) {
   static_assert(BN <= Group::kThreads, "one key per thread of the group");
@@ -173,7 +178,7 @@ __device__ __forceinline__ int next_tile(KeySchedule& ks, int* idx, const unsign
         return n;
       }
       if (ks.word < ks.word_end) {
-        compact_selected<Group, BN, ListCapacity, MaxWords>(ks, mask_row, list, scratch);
+        compact_selected<Refill, BN, ListCapacity, MaxWords>(ks, mask_row, list, scratch);
         continue;
       }
       if (ks.ranges_first) return 0;  // the sink and diagonal came first (every later call lands here too)

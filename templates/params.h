@@ -156,7 +156,7 @@ VECATTN_HOST_DEVICE constexpr int attn_sm90_rows(int pq) { return pq == 64 ? 64 
 // to kAttnSm90MaxList. A refill costs a global load of the mask words and five named barriers in the
 // producers' per-tile path whatever its size; at 27% kept, 1024 keys meant one every 15 tiles, and
 // 4096 measured 11-13% faster at Pq 64 and 128 (bench/NOTES.md, v8). At Pq 64 the two loading
-// groups split the list and the 64-byte scan scratch in halves (sm90_producer.cuh).
+// groups share the list and compact it together (sm90_producer.cuh).
 constexpr int kAttnSm90MaxList = 4096;
 constexpr int kAttnSm90ScratchBytes = 64;  // the list's scan scratch: an int per producer warp, and one more
 constexpr int kAttnSm90MaxSmem = 227 * 1024;

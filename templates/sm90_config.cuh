@@ -79,10 +79,11 @@ template <class Cfg> struct AttnSmem {
   __device__ u32 empty(int stage) const { return q_full() + 8 * (1 + Cfg::kStages + stage); }
 };
 
-// Named barriers (0 is __syncthreads): the key schedules of the two loading groups, and the
-// consumers' merge of split-key partials.
+// Named barriers (0 is __syncthreads): the key schedules of the two loading groups, their shared
+// refills, and the consumers' merge of split-key partials.
 constexpr int kLoadBarrier[2] = {1, 3};
 constexpr int kMergeBarrier = 2;
+constexpr int kRefillBarrier = 4;  // both loading groups, compacting their shared key list
 
 // A tile's info word: its real key count, and whether some of its scores must be masked (keys
 // past the count, or causal keys after a row).

@@ -30,9 +30,10 @@ template <class Cfg> struct Producer {
   // at Pq 64 (bench/NOTES.md, v11).
   static constexpr int kGroups = Cfg::kSplitKeys ? 2 : 1;
   static constexpr int kGroupThreads = Cfg::kLoaderThreads / kGroups;
-  static constexpr int kListCapacity = Cfg::kLayout.list_capacity / kGroups;
-  static constexpr int kScratchInts = kAttnSm90ScratchBytes / 4 / kGroups;  // a group's scan scratch
-  static_assert(kGroupThreads / 32 + 1 <= kScratchInts, "scan scratch: one int per warp, plus one");
+  // The groups share one key list, compacted by all loading threads together: each refill reads
+  // the mask words once, not once a group, and covers twice the keys.
+  static constexpr int kListCapacity = Cfg::kLayout.list_capacity;
+  static_assert(Cfg::kLoaderThreads / 32 + 1 <= kAttnSm90ScratchBytes / 4, "scan scratch: one int per warp, plus one");
   static_assert(kGroups == 1 || Cfg::kStages % 2 == 0, "one writer per stage: an even ring");
   // Arrivals on one stage's `full` barrier: two per thread of its group (plus the copy engine's bytes).
   static constexpr int kFullArrivals = 2 * kGroupThreads;
@@ -43,7 +44,8 @@ template <class Cfg> struct Producer {
   static constexpr int kRowsPerPass = kGroupThreads / kChunks;      // rows one pass of the group copies
   static constexpr int kRowsPerThread = Cfg::kBN / kRowsPerPass;
   // Mask words a thread reads per refill pass once the list is under half full after a pass (a
-  // sparse row: a 2048-key list at ~7% kept spans ~430 words, three passes of a group, not four).
+  // sparse row: a 4096-key list at ~7% kept spans ~840 words, three passes of the loading threads,
+  // not four).
   static constexpr int kMaskWords = 2;
   // Keys read ahead of their copies: four (eight registers of addresses), as many as the
   // producer's 48 registers hold.
@@ -90,6 +92,8 @@ template <class Cfg> struct Producer {
   // Group G's tiles: G, G + kGroups, ... (with one group, every tile).
   template <int G> __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
     using Group = NamedGroup<kLoadBarrier[G], kGroupThreads, G * kGroupThreads>;
+    // With one group this is Group itself.
+    using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[G], Cfg::kLoaderThreads, 0>;
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
@@ -111,11 +115,9 @@ template <class Cfg> struct Producer {
     } else {
       ks = KeySchedule::range(Cfg::kCausal ? min(w.m0 + Cfg::kRows, p.seq_len) : p.seq_len);
     }
-    int* list = sm.list() + G * kListCapacity;
-    int* scratch = sm.scratch() + G * kScratchInts;
     auto tile_keys = [&](int* idx, bool write) {
-      return next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, kListCapacity, kMaskWords>(
-          ks, idx, mask_row, list, scratch, w.m0, p.seq_len, write);
+      return next_tile<Group, Cfg::kBN, Cfg::kBlockRows, Cfg::kCausal, kListCapacity, kMaskWords, Refill>(
+          ks, idx, mask_row, sm.list(), sm.scratch(), w.m0, p.seq_len, write);
     };
 
     // Tile j goes to stage j % Stages and, with split keys, to consumer j % 2. After the last
