@@ -3,8 +3,8 @@
 // tile's K and V rows into the next free stage in the 128-byte swizzled layout wgmma reads.
 //   contiguous keys (sink, diagonal, dense ranges): the copy engine (TMA), one box of BN rows per
 //     64 columns, issued by one thread;
-//   gathered keys (the selection): cp.async, 16 bytes a thread, each thread one column chunk of
-//     rows a pass apart (8 rows a pass for a 128-thread group at D = 128). (sm_90 has no
+//   gathered keys (the selection): cp.async, 16 bytes a copy, each thread two column chunks (half
+//     a row apart) of rows a pass apart (16 rows a pass for a 128-thread group at D = 128). (sm_90 has no
 //     gathering TMA, and one box per row went through the uniform datapath lane by lane: about
 //     20 cycles a box, 4 boxes a key, slower than cp.async by 2x.)
 // A stage is published on its `full` barrier twice per loading thread: once when its cp.async
@@ -41,7 +41,11 @@ template <class Cfg> struct Producer {
   static constexpr u32 kTileBytes = 2u * Cfg::KVTile::kBytes;  // K and V, out-of-bounds rows included
   static constexpr u32 kQBytes = Cfg::QTile::kBytes;
   static constexpr int kChunks = Cfg::kHeadDim / 8;               // 16-byte chunks per row
-  static constexpr int kRowsPerPass = kGroupThreads / kChunks;      // rows one pass of the group copies
+  // Each thread copies two chunks of a row, half a row apart: one key read and one address per
+  // row serve both (the second is a constant offset in global and in shared memory).
+  static constexpr int kChunksPerThread = 2;
+  static constexpr int kThreadsPerRow = kChunks / kChunksPerThread;
+  static constexpr int kRowsPerPass = kGroupThreads / kThreadsPerRow;  // rows one pass of the group copies
   static constexpr int kRowsPerThread = Cfg::kBN / kRowsPerPass;
   // Mask words a thread reads per refill pass once the list is under half full after a pass (a
   // sparse row: a 4096-key list at ~7% kept spans ~840 words, three passes of the loading threads,
@@ -59,13 +63,15 @@ template <class Cfg> struct Producer {
   __device__ static __forceinline__ void gather_kv(u32 k_dst, u32 v_dst, const T* k, const T* v, const AttnParams& p,
                                                    const int* idx) {
     using Tile = typename Cfg::KVTile;
-    const int c = Group::rank() % kChunks, r0 = Group::rank() / kChunks;
+    const int c = Group::rank() % kThreadsPerRow, r0 = Group::rank() / kThreadsPerRow;
     const char* k_col = reinterpret_cast<const char*>(k + c * 8);
     const char* v_col = reinterpret_cast<const char*>(v + c * 8);
     const u64 k_row_bytes = u64(p.k_stride_s) * sizeof(T), v_row_bytes = u64(p.v_stride_s) * sizeof(T);
-    // Rows a pass apart share their swizzle phase (a pass is whole 8-row atoms): one offset.
-    static_assert(kRowsPerPass % 8 == 0, "a pass of whole swizzle atoms");
-    const u32 off0 = Tile::offset(r0, c);
+    // Rows a pass apart share their swizzle phase (a pass is whole 8-row atoms): one offset per
+    // chunk a thread copies.
+    static_assert(kRowsPerPass % 8 == 0 && kRowsPerPass <= Cfg::kBN, "a pass of whole swizzle atoms");
+    constexpr int kHalfRowBytes = kThreadsPerRow * 16;
+    const u32 off0 = Tile::offset(r0, c), off1 = Tile::offset(r0, c + kThreadsPerRow);
 #pragma unroll
     for (int b = 0; b < kRowsPerThread; b += kKeyBatch) {
       int key[kKeyBatch];
@@ -74,9 +80,13 @@ template <class Cfg> struct Producer {
 #pragma unroll
       for (int i = 0; i < kKeyBatch; ++i) {
         const u32 row = max(key[i], 0);  // an empty slot reads nothing but still forms an address
-        const u32 off = off0 + (b + i) * kRowsPerPass * kRowBytes;
-        cp_async_16_key(k_dst + off, row_address(k_col, row, k_row_bytes), key[i]);
-        cp_async_16_key(v_dst + off, row_address(v_col, row, v_row_bytes), key[i]);
+        const u32 step = (b + i) * kRowsPerPass * kRowBytes;
+        const char* k_row = row_address(k_col, row, k_row_bytes);
+        const char* v_row = row_address(v_col, row, v_row_bytes);
+        cp_async_16_key(k_dst + off0 + step, k_row, key[i]);
+        cp_async_16_key(k_dst + off1 + step, k_row + kHalfRowBytes, key[i]);
+        cp_async_16_key(v_dst + off0 + step, v_row, key[i]);
+        cp_async_16_key(v_dst + off1 + step, v_row + kHalfRowBytes, key[i]);
       }
     }
   }
