@@ -22,19 +22,34 @@ template <int Threads> struct CtaGroup {
 };
 
 // Threads [First, First + Threads) of the CTA, synchronized by named barrier Id alone, so the
-// other warps never wait for them.
-template <int Id, int Threads, int First> struct NamedGroup {
+// other warps never wait for them. Aligned: every thread of the group reaches the barrier at the
+// same instruction (bar.sync). A group whose parts run different code to the same barrier (two
+// loading groups in their own instantiations meeting at a shared refill) must say Aligned = false:
+// an aligned barrier reached from two instructions is undefined (synccheck: "divergent threads").
+template <int Id, int Threads, int First, bool Aligned = true> struct NamedGroup {
   static constexpr int kThreads = Threads;
   static_assert(Threads % 32 == 0 && Id > 0 && Id < 16, "a named barrier of whole warps, id 1..15");
   __device__ static __forceinline__ int rank() { return int(threadIdx.x) - First; }
-  __device__ static __forceinline__ void sync() { asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory"); }
+  __device__ static __forceinline__ void sync() {
+    if constexpr (Aligned)
+      asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
+    else
+      asm volatile("barrier.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
+  }
   __device__ static __forceinline__ int count(bool p) {
     int c;
-    asm volatile(
-        "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
-        : "=r"(c)
-        : "r"(int(p)), "n"(Id), "n"(Threads)
-        : "memory");
+    if constexpr (Aligned)
+      asm volatile(
+          "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
+          : "=r"(c)
+          : "r"(int(p)), "n"(Id), "n"(Threads)
+          : "memory");
+    else
+      asm volatile(
+          "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n barrier.red.popc.u32 %0, %2, %3, q;\n}\n"
+          : "=r"(c)
+          : "r"(int(p)), "n"(Id), "n"(Threads)
+          : "memory");
     return c;
   }
 };

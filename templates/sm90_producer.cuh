@@ -102,8 +102,9 @@ template <class Cfg> struct Producer {
   // Group G's tiles: G, G + kGroups, ... (with one group, every tile).
   template <int G> __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
     using Group = NamedGroup<kLoadBarrier[G], kGroupThreads, G * kGroupThreads>;
-    // With one group this is Group itself.
-    using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[G], Cfg::kLoaderThreads, 0>;
+    // With one group this is Group itself. Two groups reach the shared refill's barriers from
+    // their own instantiations of this function, so those barriers are not aligned.
+    using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[G], Cfg::kLoaderThreads, 0, kGroups == 1>;
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
