@@ -24,10 +24,10 @@ template <class Cfg> struct Producer {
   using T = typename Cfg::T;
   // Split keys: two loading groups, one per consumer. Group g loads tiles g, g + 2, ... into its own
   // stages (Stages is even, so stage j % Stages has one writer) from its own copy of the key
-  // schedule, stepping over the other group's tiles without loading them. The two pipelines then
-  // run side by side: one group of eight warps in lockstep delivered a gathered tile every ~1000
-  // cycles (its per-tile chain of waits, barrier and copies), half of what two consumers can take
-  // at Pq 64 (bench/NOTES.md, v11).
+  // schedule, stepping over the other group's tiles without loading them (the two meet only at the
+  // refills of their shared key list, below). The two pipelines then run side by side: one group
+  // of eight warps in lockstep delivered a gathered tile every ~1000 cycles (its per-tile chain of
+  // waits, barrier and copies), half of what two consumers can take at Pq 64 (bench/NOTES.md, v11).
   static constexpr int kGroups = Cfg::kSplitKeys ? 2 : 1;
   static constexpr int kGroupThreads = Cfg::kLoaderThreads / kGroups;
   // The groups share one key list, compacted by all loading threads together: each refill reads
