@@ -22,33 +22,53 @@ template <int Threads> struct CtaGroup {
 };
 
 // Threads [First, First + Threads) of the CTA, synchronized by named barrier Id alone, so the
-// other warps never wait for them. Aligned: every thread of the group reaches the barrier at the
-// same instruction (bar.sync). A group whose parts run different code to the same barrier (two
-// loading groups in their own instantiations meeting at a shared refill) must say Aligned = false:
-// an aligned barrier reached from two instructions is undefined (synccheck: "divergent threads").
-template <int Id, int Threads, int First, bool Aligned = true> struct NamedGroup {
+// other warps never wait for them.
+template <int Id, int Threads, int First> struct NamedGroup {
   static constexpr int kThreads = Threads;
   static_assert(Threads % 32 == 0 && Id > 0 && Id < 16, "a named barrier of whole warps, id 1..15");
   __device__ static __forceinline__ int rank() { return int(threadIdx.x) - First; }
+  __device__ static __forceinline__ void sync() { asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory"); }
+  __device__ static __forceinline__ int count(bool p) {
+    int c;
+    asm volatile(
+        "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
+        : "=r"(c)
+        : "r"(int(p)), "n"(Id), "n"(Threads)
+        : "memory");
+    return c;
+  }
+};
+
+// Threads [0, Groups x Threads) as one or two groups of Threads, the second on its own named
+// barrier (Id1). A thread finds its group at run time, so both groups run one copy of the code:
+// where they also meet at a barrier of all of them (a key list they share), they reach it at the
+// same instruction, as bar.sync requires of every thread it waits for. (Two instantiations, one
+// per group, reached it from two; compute-sanitizer's synccheck reports that as divergence.)
+template <int Groups, int Threads, int Id0, int Id1> struct SplitGroup {
+  static_assert(Groups == 1 || Groups == 2, "one or two groups");
+  static_assert(Threads % 32 == 0 && Id0 > 0 && Id0 < 16 && Id1 > 0 && Id1 < 16, "named barriers of whole warps");
+  static constexpr int kThreads = Threads;
+  __device__ static __forceinline__ int index() { return Groups == 2 && int(threadIdx.x) >= Threads ? 1 : 0; }
+  __device__ static __forceinline__ int rank() { return int(threadIdx.x) - index() * Threads; }
   __device__ static __forceinline__ void sync() {
-    if constexpr (Aligned)
-      asm volatile("bar.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
+    if constexpr (Groups == 1)
+      asm volatile("bar.sync %0, %1;\n" ::"n"(Id0), "n"(Threads) : "memory");
     else
-      asm volatile("barrier.sync %0, %1;\n" ::"n"(Id), "n"(Threads) : "memory");
+      asm volatile("bar.sync %0, %1;\n" ::"r"(index() ? Id1 : Id0), "n"(Threads) : "memory");
   }
   __device__ static __forceinline__ int count(bool p) {
     int c;
-    if constexpr (Aligned)
+    if constexpr (Groups == 1)
       asm volatile(
           "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
           : "=r"(c)
-          : "r"(int(p)), "n"(Id), "n"(Threads)
+          : "r"(int(p)), "n"(Id0), "n"(Threads)
           : "memory");
     else
       asm volatile(
-          "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n barrier.red.popc.u32 %0, %2, %3, q;\n}\n"
+          "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
           : "=r"(c)
-          : "r"(int(p)), "n"(Id), "n"(Threads)
+          : "r"(int(p)), "r"(index() ? Id1 : Id0), "n"(Threads)
           : "memory");
     return c;
   }

@@ -92,25 +92,23 @@ template <class Cfg> struct Producer {
   }
 
   __device__ static void run(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
-    if (int(threadIdx.x) >= Cfg::kLoaderThreads) return;
-    if (kGroups == 2 && int(threadIdx.x) >= kGroupThreads)
-      load<1>(prm, w, sm);
-    else
-      load<0>(prm, w, sm);
+    if (int(threadIdx.x) < Cfg::kLoaderThreads) load(prm, w, sm);
   }
 
-  // Group G's tiles: G, G + kGroups, ... (with one group, every tile).
-  template <int G> __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
-    using Group = NamedGroup<kLoadBarrier[G], kGroupThreads, G * kGroupThreads>;
-    // With one group this is Group itself. Two groups reach the shared refill's barriers from
-    // their own instantiations of this function, so those barriers are not aligned.
-    using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[G], Cfg::kLoaderThreads, 0, kGroups == 1>;
+  // A loading group's tiles: g, g + kGroups, ... for group g (with one group, every tile). Both
+  // groups run this one copy of the code (SplitGroup), so they meet at their shared refill's
+  // barriers at the same instructions.
+  __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
+    using Group = SplitGroup<kGroups, kGroupThreads, kLoadBarrier[0], kLoadBarrier[1]>;
+    // With one group this is Group itself.
+    using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[0], Cfg::kLoaderThreads, 0>;
+    const int g = Group::index();
     const AttnParams& p = prm.a;
     const int tid = Group::rank();
     const T* k = static_cast<const T*>(p.k) + i64(w.batch) * p.k_stride_b + i64(w.kv_head) * p.k_stride_h;
     const T* v = static_cast<const T*>(p.v) + i64(w.batch) * p.v_stride_b + i64(w.kv_head) * p.v_stride_h;
 
-    if (G == 0 && tid == 0) {
+    if (threadIdx.x == 0) {
       for (int cb = 0; cb < kColBlocks; ++cb)
         tma_load_4d(smem_addr(sm.q()) + cb * Cfg::QTile::kBlockBytes, &prm.q, cb * 64, w.m0, w.head, w.batch,
                     sm.q_full());
@@ -133,15 +131,15 @@ template <class Cfg> struct Producer {
 
     // Tile j goes to stage j % Stages and, with split keys, to consumer j % 2. After the last
     // real tile each group hands its consumer an empty one, which ends its loop.
+    // One call of tile_keys a step, for the group's own tiles and the other group's alike, so
+    // a refill that either triggers is reached from that one place.
     for (int j = 0;; ++j) {
-      if (kGroups == 2 && j % 2 != G) {
-        tile_keys(nullptr, false);
-        continue;
-      }
+      const bool mine = kGroups == 1 || j % 2 == g;
       const int stage = j % Cfg::kStages;
-      if (j >= Cfg::kStages) mbar_wait(sm.empty(stage), (j / Cfg::kStages - 1) & 1);
+      if (mine && j >= Cfg::kStages) mbar_wait(sm.empty(stage), (j / Cfg::kStages - 1) & 1);
       int* idx = sm.idx(stage);
-      const int n = tile_keys(idx, true);
+      const int n = tile_keys(idx, mine);
+      if (!mine) continue;
       const u32 full = sm.full(stage);
       bool by_engine = false;  // this tile's rows come through the copy engine
       if (n > 0) {
