@@ -46,31 +46,29 @@ template <int Id, int Threads, int First> struct NamedGroup {
 // per group, reached it from two; compute-sanitizer's synccheck reports that as divergence.)
 template <int Groups, int Threads, int Id0, int Id1> struct SplitGroup {
   static_assert(Groups == 1 || Groups == 2, "one or two groups");
-  static_assert(Threads % 32 == 0 && Id0 > 0 && Id0 < 16 && Id1 > 0 && Id1 < 16, "named barriers of whole warps");
+  static_assert(Id1 > 0 && Id1 < 16, "a named barrier, id 1..15");
+  using First = NamedGroup<Id0, Threads, 0>;  // one group: exactly this
   static constexpr int kThreads = Threads;
   __device__ static __forceinline__ int index() { return Groups == 2 && int(threadIdx.x) >= Threads ? 1 : 0; }
   __device__ static __forceinline__ int rank() { return int(threadIdx.x) - index() * Threads; }
   __device__ static __forceinline__ void sync() {
     if constexpr (Groups == 1)
-      asm volatile("bar.sync %0, %1;\n" ::"n"(Id0), "n"(Threads) : "memory");
+      First::sync();
     else
       asm volatile("bar.sync %0, %1;\n" ::"r"(index() ? Id1 : Id0), "n"(Threads) : "memory");
   }
   __device__ static __forceinline__ int count(bool p) {
-    int c;
-    if constexpr (Groups == 1)
-      asm volatile(
-          "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
-          : "=r"(c)
-          : "r"(int(p)), "n"(Id0), "n"(Threads)
-          : "memory");
-    else
+    if constexpr (Groups == 1) {
+      return First::count(p);
+    } else {
+      int c;
       asm volatile(
           "{\n .reg .pred q;\n setp.ne.u32 q, %1, 0;\n bar.red.popc.u32 %0, %2, %3, q;\n}\n"
           : "=r"(c)
           : "r"(int(p)), "r"(index() ? Id1 : Id0), "n"(Threads)
           : "memory");
-    return c;
+      return c;
+    }
   }
 };
 

@@ -100,7 +100,7 @@ template <class Cfg> struct Producer {
   // barriers at the same instructions.
   __device__ static void load(const AttnSm90Params& prm, const AttnWork& w, const AttnSmem<Cfg>& sm) {
     using Group = SplitGroup<kGroups, kGroupThreads, kLoadBarrier[0], kLoadBarrier[1]>;
-    // With one group this is Group itself.
+    // With one group: the same threads and barrier as Group.
     using Refill = NamedGroup<kGroups == 2 ? kRefillBarrier : kLoadBarrier[0], Cfg::kLoaderThreads, 0>;
     const int g = Group::index();
     const AttnParams& p = prm.a;
