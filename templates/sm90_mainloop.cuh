@@ -137,22 +137,55 @@ template <class Cfg> struct Consumer {
     };
 
     if constexpr (Cfg::kSplitKeys) {
-      // Split keys: each tile's P.V right after its own softmax, and its stage handed back once
-      // that P.V has landed. A consumer then holds one stage instead of two, and its loading group
-      // keeps two tiles in flight in its three stages instead of one (v12's consumers waited for
-      // tiles; this measured +2% at 27% kept: bench/NOTES.md, v12f). The tensor pipe still
-      // overlaps: the other consumer's GEMMs run during this one's softmax.
-      scores_of(j % Cfg::kStages, info);  // the first tile: O is still zero, nothing to rescale
+      // Split keys: each tile's P.V right after its own softmax, the consumer's next tile's S
+      // queued behind it on the tensor cores, and the stage handed back once that P.V has landed
+      // (a wait for all but the newest group). A consumer holds one stage through its softmax,
+      // so its loading group keeps two tiles in flight in its three stages (v12's consumers,
+      // holding two, waited for tiles: bench/NOTES.md, v12f). The tensor pipe still overlaps: the
+      // other consumer's GEMMs run during this one's softmax.
+      int stage = j % Cfg::kStages;
+      scores_of(stage, info);  // the first tile: O is still zero, nothing to rescale
       Softmax::pack(s, pa);
-      pv_alone(j % Cfg::kStages);
-      for (j += step;; j += step) {
-        info = acquire(j);
-        if ((info & kTileCount) == 0) break;
-        const int stage = j % Cfg::kStages;
-        scores_of(stage, info);
+      while (true) {
+        fence_operands(o);
+        wgmma_fence();
+        issue_pv(pa, stage);
+        // Where the next tile has not landed yet, this stage goes back as soon as its P.V has,
+        // not after that wait, since its loading group may be waiting for it (holding it across
+        // the wait measured 2% slower at the DiT shapes, bench/NOTES.md, v14c). Decided per
+        // warp: each warp arrives on `empty` for itself, and the GEMMs issued are the same
+        // either way.
+        const int nj = j + step;
+        const bool early = !__shfl_sync(0xffffffffu, mbar_test(sm.full(nj % Cfg::kStages), (nj / Cfg::kStages) & 1), 0);
+        if (early) {
+          wgmma_wait<0>();
+          fence_operands(o);
+          fence_operands(pa);
+          release(stage);
+        }
+        const int next_info = acquire(nj);
+        const bool more = (next_info & kTileCount) != 0;
+        // After the last tile the S GEMM reruns on this tile's keys and is dropped (its loading
+        // group writes nothing after the empty tile, and the merge waits for both consumers): a
+        // GEMM issued on one branch only made ptxas serialize every wgmma of the kernel.
+        const int next = more ? nj % Cfg::kStages : stage;
+        wgmma_fence();
+        issue_qk(s, next);
+        wgmma_wait<1>();
+        if (!early) {
+          fence_operands(o);
+          fence_operands(pa);
+          release(stage);
+        }
+        wgmma_wait<0>();
+        fence_operands(s);
+        if (!more) break;
+        if (next_info & kTileMasked) mask(s, sm.idx(next));
+        softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
         Softmax::rescale(o, alpha_a, alpha_b);
         Softmax::pack(s, pa);
-        pv_alone(stage);
+        j += step;
+        stage = next;
       }
       return;
     }

@@ -181,6 +181,19 @@ __device__ __forceinline__ void mbar_wait(u32 bar, int parity) {
       : "memory");
 }
 
+// Whether the phase of parity `parity` has completed, without waiting (acquire when it has).
+__device__ __forceinline__ bool mbar_test(u32 bar, int parity) {
+  u32 done;
+  asm volatile(
+      "{\n .reg .pred p;\n"
+      " mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      " selp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
 // The phase also waits for `bytes` more bytes of copy-engine writes; counts as one arrival.
 __device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
