@@ -125,15 +125,19 @@ template <class Cfg> struct Consumer {
       if (tile_info & kTileMasked) mask(s, sm.idx(stage));
       softmax.scores(s, p.sm_scale_log2, alpha_a, alpha_b);
     };
+    // Once a P.V has landed: O and P are this thread's again, and the stage goes back.
+    auto pv_landed = [&](int stage) {
+      fence_operands(o);
+      fence_operands(pa);
+      release(stage);
+    };
     // O += P.V of the tile in `stage` alone on the tensor cores; the stage goes back once it landed.
     auto pv_alone = [&](int stage) {
       fence_operands(o);
       wgmma_fence();
       issue_pv(pa, stage);
       wgmma_wait<0>();
-      fence_operands(o);
-      fence_operands(pa);
-      release(stage);
+      pv_landed(stage);
     };
 
     if constexpr (Cfg::kSplitKeys) {
@@ -159,9 +163,7 @@ template <class Cfg> struct Consumer {
         const bool early = !__shfl_sync(0xffffffffu, mbar_test(sm.full(nj % Cfg::kStages), (nj / Cfg::kStages) & 1), 0);
         if (early) {
           wgmma_wait<0>();
-          fence_operands(o);
-          fence_operands(pa);
-          release(stage);
+          pv_landed(stage);
         }
         const int next_info = acquire(nj);
         const bool more = (next_info & kTileCount) != 0;
@@ -172,11 +174,7 @@ template <class Cfg> struct Consumer {
         wgmma_fence();
         issue_qk(s, next);
         wgmma_wait<1>();
-        if (!early) {
-          fence_operands(o);
-          fence_operands(pa);
-          release(stage);
-        }
+        if (!early) pv_landed(stage);
         wgmma_wait<0>();
         fence_operands(s);
         if (!more) break;
