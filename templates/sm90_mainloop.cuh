@@ -88,6 +88,8 @@ template <class Cfg> struct Consumer {
       __syncwarp();
       if (lane == 0) mbar_arrive(sm.empty(stage));
     };
+    // Whether tile j has landed, without waiting.
+    auto landed = [&](int j) { return mbar_test(sm.full(j % Cfg::kStages), (j / Cfg::kStages) & 1); };
     // Waits for tile j; returns its info word (count 0: no tile left for this consumer).
     auto acquire = [&](int j) {
       const int stage = j % Cfg::kStages;
@@ -144,8 +146,8 @@ template <class Cfg> struct Consumer {
       // Split keys: each tile's P.V right after its own softmax, the consumer's next tile's S
       // queued behind it on the tensor cores, and the stage handed back once that P.V has landed
       // (a wait for all but the newest group). A consumer holds one stage through its softmax,
-      // so its loading group keeps two tiles in flight in its three stages (v12's consumers,
-      // holding two, waited for tiles: bench/NOTES.md, v12f). The tensor pipe still overlaps: the
+      // so its loading group keeps its other stages in flight (v12's consumers, holding two,
+      // waited for tiles: bench/NOTES.md, v12f). The tensor pipe still overlaps: the
       // other consumer's GEMMs run during this one's softmax.
       int stage = j % Cfg::kStages;
       scores_of(stage, info);  // the first tile: O is still zero, nothing to rescale
@@ -160,7 +162,7 @@ template <class Cfg> struct Consumer {
         // warp: each warp arrives on `empty` for itself, and the GEMMs issued are the same
         // either way.
         const int nj = j + step;
-        const bool early = !__shfl_sync(0xffffffffu, mbar_test(sm.full(nj % Cfg::kStages), (nj / Cfg::kStages) & 1), 0);
+        const bool early = !__shfl_sync(0xffffffffu, landed(nj), 0);
         if (early) {
           wgmma_wait<0>();
           pv_landed(stage);
