@@ -1,6 +1,7 @@
 // The loaders fail cleanly: run the real tool in a child process with libcuda or NVRTC pointed at
 // something that is not there (each process opens them once, so this needs a fresh process).
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <string>
 
 #include "run_command.h"
@@ -74,4 +75,28 @@ TEST_CASE("vecattn-tune flag errors are named", "[loader][cli]") {
   CHECK_THAT(r.output, Catch::Contains("select/pq64-bk16-gk16-d128-bf16-sm_90a-causal"));
   CHECK_THAT(r.output, Catch::Contains("sparse_attn/pq64-bk16-gk16-d128-bf16-sm_90a-noncausal"));
   CHECK_THAT(r.output, Catch::Contains("dense_attn/d128-bf16-sm_90a-causal"));
+}
+
+TEST_CASE("vecattn-tune --export: alone it exports, beside tuning flags it runs after the tune", "[loader][cli]") {
+  vecattn::test::TempDir dir;
+  const std::string db = dir.file("c.sqlite");
+  // Nothing tuned yet: said, and no file written.
+  Result r = run("", "--db " + db + " --export " + dir.file("none.json"));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("nothing to export"));
+  CHECK_THAT(r.output, Catch::Contains(db));
+  CHECK_FALSE(std::filesystem::exists(dir.file("none.json")));
+  // The shipped file goes in and comes out whole.
+  r = run("", "--db " + db + " --import " VECATTN_SHIPPED_SM90A);
+  REQUIRE(r.exit_code == 0);
+  r = run("", "--db " + db + " --arch sm_90a --export " + dir.file("out.json"));
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("tuned configs for sm_90a to"));
+  CHECK(std::filesystem::file_size(dir.file("out.json")) == std::filesystem::file_size(VECATTN_SHIPPED_SM90A));
+  // Tuning flags with --export ask for a tune first: without a GPU that is refused, not skipped.
+  r = run("VECATTN_LIBCUDA=/nonexistent/libcuda.so.1",
+          "--preset dit --pq 64 --db " + db + " --export " + dir.file("after_tune.json"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("Tuning needs a GPU"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("after_tune.json")));
 }

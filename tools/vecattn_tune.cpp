@@ -60,6 +60,7 @@ struct Args {
   int threads = 0;
   bool list = false;
   bool json = false;
+  bool work_flags = false;  // a flag that selects or sets up tuning was given: --export then runs after it
 };
 
 tuner::KeyGrid grid_from(const Args& a) {
@@ -167,7 +168,13 @@ int do_import(const Args& a) {
 }
 
 int do_export(const Args& a, const std::string& arch) {
-  auto db = cache::Database::open(db_path_of(a), cache::Database::Access::read_only);
+  const std::string path = db_path_of(a);
+  if (!std::filesystem::exists(path))
+    throw Error(Status::invalid_argument,
+                fmt::format("nothing to export: the cache database {} does not exist (tune first, or name "
+                            "another with --db)",
+                            path));
+  auto db = cache::Database::open(path, cache::Database::Access::read_only);
   const auto rows = db->all_tuned(arch);
   cache::write_pretuned_file(a.export_path, rows);
   std::printf("exported %zu tuned configs%s to %s\n", rows.size(), arch.empty() ? "" : (" for " + arch).c_str(),
@@ -388,7 +395,10 @@ int run(const Args& a) {
   if (have_gpu) devices = parse_devices(a.devices);
   if (arch.empty() && have_gpu) arch = query_device(devices.front()).arch;
 
-  if (!a.export_path.empty()) return do_export(a, arch);
+  // --export alone writes what the database holds; beside flags that choose keys or tuning inputs
+  // it runs after the tune (or the offline compile) that those flags ask for.
+  const bool export_after = !a.export_path.empty() && a.work_flags;
+  if (!a.export_path.empty() && !export_after) return do_export(a, arch);
   if (arch.empty()) {
     std::fprintf(stderr,
                  "vecattn-tune: %s\n"
@@ -400,10 +410,11 @@ int run(const Args& a) {
   const std::vector<KernelKey> keys = tuner::grid_keys(grid_from(a), arch);
   if (a.list) {
     for (const auto& k : keys) std::printf("%s  (%zu candidates)\n", k.str().c_str(), tuner::candidates(k).size());
-    return 0;
+    return export_after ? do_export(a, arch) : 0;
   }
-  if (!a.arch.empty()) return do_precompile(a, keys, arch);
-  return do_tune(a, devices);
+  const int rc = a.arch.empty() ? do_tune(a, devices) : do_precompile(a, keys, arch);
+  if (rc != 0 || !export_after) return rc;
+  return do_export(a, arch);
 }
 
 }  // namespace
@@ -440,13 +451,18 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "parallel NVRTC compiles (default: min(cores, 8))")->check(CLI::NonNegativeNumber);
   app.add_flag("--list", a.list, "list the keys that would be tuned and exit");
   app.add_option("--cubin-dir", a.cubin_dir, "with --arch: also write each compiled cubin to this folder");
-  app.add_option("--export", a.export_path, "write the tuned configs of the arch to this pretuned file");
+  app.add_option("--export", a.export_path,
+                 "write the tuned configs of the arch to this pretuned file (after tuning, when tuning flags are given)");
   app.add_option("--import", a.import_path, "read a pretuned file into the database");
   app.add_option("--aot-bundle", a.aot_bundle,
                  "without a GPU: compile every shipped kernel variant of --aot-archs into this kernel bundle file");
   app.add_option("--aot-archs", a.aot_archs, "archs of the kernel bundle (sm_90a,sm_80)")->delimiter(',');
   app.add_flag("--json", a.json, "print the results as JSON instead of a table");
   CLI11_PARSE(app, argc, argv);
+  for (const char* flag : {"--preset", "--pq", "--bk", "--gk", "--head-dim", "--dtype", "--causal", "--kernel",
+                           "--device", "--seq-len", "--heads", "--input", "--threshold", "--strong-fraction",
+                           "--budget", "--reps", "--threads", "--list", "--cubin-dir"})
+    a.work_flags = a.work_flags || app.count(flag) > 0;
   try {
     return run(a);
   } catch (const Error& e) {
