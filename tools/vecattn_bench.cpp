@@ -357,6 +357,14 @@ int run(const Args& a) {
   std::printf("# config lookup for %s: first %.1f us (%s), then %.0f ns per call%s\n", key.str().c_str(),
               std::chrono::duration<double, std::micro>(t1 - t0).count(), source_name(first.source),
               std::chrono::duration<double, std::nano>(t2 - t1).count() / kLookups, sink ? "" : " ");
+  // Which variant each measured kernel ran, and where its config came from, so figures can be
+  // traced to a config (pinned, tuned here, the shipped file, or the built-in default).
+  for (KernelKind kind : {KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn}) {
+    const KernelKey k = rt.key(kind, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
+    const ConfigChoice c = rt.config_for(k);
+    std::printf("# config %s (%s%s%s)\n", Variant{k, c.config}.str().c_str(), source_name(c.source),
+                c.detail.empty() ? "" : ": ", c.detail.c_str());
+  }
   return 0;
 }
 
