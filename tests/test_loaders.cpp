@@ -100,3 +100,49 @@ TEST_CASE("vecattn-tune --export: alone it exports, beside tuning flags it runs 
   CHECK_THAT(r.output, Catch::Contains("Tuning needs a GPU"));
   CHECK_FALSE(std::filesystem::exists(dir.file("after_tune.json")));
 }
+
+TEST_CASE("vecattn-tune refuses flags its mode would drop, and values no kernel takes", "[loader][cli]") {
+  vecattn::test::TempDir dir;
+  const std::string db = " --db " + dir.file("c.sqlite");
+  struct Case {
+    std::string args, says;
+  };
+  const Case cases[] = {
+      {"--import " VECATTN_SHIPPED_SM90A " --pq 64" + db, "--pq does not go with --import"},
+      {"--import " VECATTN_SHIPPED_SM90A " --aot-bundle b.sqlite --aot-archs sm_90a" + db, "--aot-bundle does not go with --import"},
+      {"--arch sm_90a --kernel pool --budget 5" + db, "--budget does not go with --arch"},
+      {"--arch sm_90a --list --device 1", "--device does not go with --arch"},
+      {"--aot-bundle " + dir.file("b.sqlite") + " --aot-archs sm_90a --kernel pool", "--kernel does not go with --aot-bundle"},
+      {"--aot-archs sm_90a --arch sm_90a --list", "--aot-archs names the archs of --aot-bundle"},
+      {"--aot-bundle " + dir.file("b.sqlite") + " --aot-archs sm_90a,bogus", "invalid arch 'bogus'"},
+      {"--arch sm_90a --list --gk 3 --kernel select", "--gk 3: Gk 3 is not supported"},
+      {"--arch sm_90a --list --head-dim 96", "--head-dim 96: head_dim 96 is not supported"},
+      {"--arch sm_90a --list --pq 65", "--pq 65: Pq 65 is not supported"},
+      {"--cubin-dir " + dir.file("cubins") + " --kernel pool", "--cubin-dir goes with --arch"},
+      {"--arch sm_90a --kernel pool --pq 64 --dtype bf16 --cubin-dir " VECATTN_SHIPPED_SM90A "/sub" + db,
+       "cannot create the folder"},
+      {"--device 0,0", "GPU 0 is named twice"},
+      {"--device 1,x", "--device '1,x'"},
+      {"--budget 0", "--budget: must be more than 0, not '0'"},
+      {"--threshold 0", "--threshold: must be in (0, 1], not '0'"},
+      {"--no-such-flag", "--no-such-flag"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.args);
+    const Result r = run("", c.args);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains(c.says));
+  }
+  // A bundle refused for a bad arch leaves nothing behind, not even its partial file.
+  CHECK_FALSE(std::filesystem::exists(dir.file("b.sqlite.partial")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("b.sqlite")));
+  // An export that would be empty writes no file.
+  REQUIRE(run("", "--import " VECATTN_SHIPPED_SM90A + db).exit_code == 0);
+  const Result r = run("", "--arch sm_80 --export " + dir.file("sm_80.json") + db);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("holds no tuned configs for sm_80"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("sm_80.json")));
+  // --import then --export in one call.
+  CHECK(run("", "--import " VECATTN_SHIPPED_SM90A " --export " + dir.file("again.json") + db).exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("again.json")));
+}

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -60,8 +61,37 @@ struct Args {
   int threads = 0;
   bool list = false;
   bool json = false;
-  bool work_flags = false;  // a flag that selects or sets up tuning was given: --export then runs after it
+  std::vector<std::string> given;  // the flags on the command line, for checking which go together
+  bool has(const std::string& flag) const { return std::find(given.begin(), given.end(), flag) != given.end(); }
 };
+
+// Flags that choose kernel keys, and flags that only a tune on a GPU uses.
+const char* const kKeyFlags[] = {"--preset", "--pq", "--bk", "--gk", "--head-dim", "--dtype", "--causal", "--kernel"};
+const char* const kTuneFlags[] = {"--device", "--seq-len", "--heads", "--input", "--threshold", "--strong-fraction",
+                                  "--budget", "--reps", "--json"};
+
+// A mode that would drop a flag it does not use refuses it instead, naming both.
+template <class Flags>
+void refuse(const Args& a, const Flags& flags, const std::string& mode, const std::string& why) {
+  for (const char* f : flags)
+    if (a.has(f)) throw Error(Status::invalid_argument, fmt::format("{} does not go with {}: {}", f, mode, why));
+}
+void refuse(const Args& a, std::initializer_list<const char*> flags, const std::string& mode, const std::string& why) {
+  refuse<std::initializer_list<const char*>>(a, flags, mode, why);
+}
+
+// CLI11's numeric validators print their limits as "0.000000 to 1.797693e+308": this one says
+// the range in words.
+CLI::Validator number_check(std::function<bool(double)> ok, const std::string& range) {
+  return CLI::Validator(
+      [ok, range](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double x = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end) return "must be a number " + range + ", not '" + text + "'";
+        return ok(x) ? std::string() : "must be " + range + ", not '" + text + "'";
+      },
+      range);
+}
 
 tuner::KeyGrid grid_from(const Args& a) {
   tuner::KeyGrid g = tuner::preset(a.presets.empty() ? "vlm" : a.presets.front());
@@ -108,6 +138,11 @@ std::vector<int> parse_devices(const std::string& spec) {
     const long v = std::strtol(tok.c_str(), &end, 10);
     if (tok.empty() || *end || v < 0)
       throw Error(Status::invalid_argument, fmt::format("--device '{}': use a list of ordinals (0,1) or all", spec));
+    if (std::find(out.begin(), out.end(), int(v)) != out.end())
+      throw Error(Status::invalid_argument,
+                  fmt::format("--device '{}': GPU {} is named twice (two workers timing on one GPU would disturb "
+                              "each other's timings)",
+                              spec, v));
     out.push_back(int(v));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -176,6 +211,9 @@ int do_export(const Args& a, const std::string& arch) {
                             path));
   auto db = cache::Database::open(path, cache::Database::Access::read_only);
   const auto rows = db->all_tuned(arch);
+  if (rows.empty())
+    throw Error(Status::invalid_argument, fmt::format("nothing to export: {} holds no tuned configs{}; {} was not written",
+                                                      path, arch.empty() ? "" : " for " + arch, a.export_path));
   cache::write_pretuned_file(a.export_path, rows);
   std::printf("exported %zu tuned configs%s to %s\n", rows.size(), arch.empty() ? "" : (" for " + arch).c_str(),
               a.export_path.c_str());
@@ -188,16 +226,25 @@ int do_export(const Args& a, const std::string& arch) {
 // checksum). Written beside, then renamed over the target, so a failed build leaves no bundle.
 int do_bundle(const Args& a) {
   if (a.aot_archs.empty()) throw Error(Status::invalid_argument, "--aot-bundle needs --aot-archs (e.g. sm_90a,sm_80)");
+  std::vector<std::string> archs;  // all checked before minutes of compiling start
+  for (const auto& arch_text : a.aot_archs) archs.push_back(parse_arch(arch_text));
   const std::string tmp = a.aot_bundle + ".partial";
-  std::filesystem::remove(tmp);
-  std::filesystem::remove(tmp + "-wal");
-  std::filesystem::remove(tmp + "-shm");
+  auto remove_partial = [&tmp] {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(tmp + suffix, ec);
+  };
+  remove_partial();
+  struct Cleanup {
+    std::function<void()> f;
+    bool armed = true;
+    ~Cleanup() { if (armed) f(); }
+  } cleanup{remove_partial};
   int failed = 0;
+  size_t total = 0;
   {
     auto db = std::shared_ptr<cache::Database>(cache::Database::open(tmp));
     CubinCache cubins(db);
-    for (const auto& arch_text : a.aot_archs) {
-      const std::string arch = parse_arch(arch_text);
+    for (const std::string& arch : archs) {
       // --dtype / --head-dim narrow the bundle (a deployment that needs one of each).
       std::vector<Variant> variants;
       for (const Variant& v : tuner::shipped_variants(arch)) {
@@ -205,6 +252,10 @@ int do_bundle(const Args& a) {
         const bool dim_ok = a.head_dim.empty() || std::find(a.head_dim.begin(), a.head_dim.end(), v.key.head_dim) != a.head_dim.end();
         if (dtype_ok && dim_ok) variants.push_back(v);
       }
+      if (variants.empty())
+        throw Error(Status::invalid_argument,
+                    fmt::format("--dtype / --head-dim leave no shipped variant of {}: no bundle written", arch));
+      total += variants.size();
       const auto t0 = std::chrono::steady_clock::now();
       const auto outcomes = cubins.get_many(variants, a.threads);
       size_t bytes = 0;
@@ -238,11 +289,19 @@ int do_bundle(const Args& a) {
     if (!ok) throw Error(Status::cache_error, fmt::format("{}: {}", tmp, why));
   }
   std::filesystem::rename(tmp, a.aot_bundle);
+  cleanup.armed = false;
   std::printf("wrote %s (%.1f MiB)\n", a.aot_bundle.c_str(), double(std::filesystem::file_size(a.aot_bundle)) / (1 << 20));
   return 0;
 }
 
 int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::string& arch) {
+  if (!a.cubin_dir.empty()) {  // before the compiles, so a bad folder costs nothing
+    std::error_code ec;
+    std::filesystem::create_directories(a.cubin_dir, ec);
+    if (ec || !std::filesystem::is_directory(a.cubin_dir))
+      throw Error(Status::invalid_argument,
+                  fmt::format("--cubin-dir {}: cannot create the folder{}", a.cubin_dir, ec ? ": " + ec.message() : ""));
+  }
   std::vector<Variant> variants;
   for (const auto& k : keys)
     for (const auto& c : tuner::candidates(k)) variants.push_back(Variant{k, c});
@@ -261,14 +320,15 @@ int do_precompile(const Args& a, const std::vector<KernelKey>& keys, const std::
     }
   if (!a.cubin_dir.empty()) {
     // For reading the machine code offline (cuobjdump -sass): one file per variant, named by it.
-    std::filesystem::create_directories(a.cubin_dir);
     for (size_t i = 0; i < variants.size(); ++i) {
       if (outcomes[i].error) continue;
       std::string name = variants[i].str();
       std::replace(name.begin(), name.end(), '/', '.');
       const auto& cubin = outcomes[i].result.kernel->cubin;
-      std::ofstream(std::filesystem::path(a.cubin_dir) / (name + ".cubin"), std::ios::binary)
-          .write(cubin.data(), std::streamsize(cubin.size()));
+      const auto path = std::filesystem::path(a.cubin_dir) / (name + ".cubin");
+      std::ofstream out(path, std::ios::binary);
+      out.write(cubin.data(), std::streamsize(cubin.size()));
+      if (!out.flush()) throw Error(Status::invalid_argument, fmt::format("--cubin-dir: cannot write {}", path.string()));
     }
   }
   const auto& s = cubins.stats();
@@ -385,9 +445,32 @@ int do_tune(const Args& a, const std::vector<int>& devices) {
 }
 
 int run(const Args& a) {
-  if (!a.import_path.empty()) return do_import(a);
-  if (!a.aot_bundle.empty()) return do_bundle(a);
+  const std::string db_modes = "it only moves rows between a pretuned file and the database";
+  if (!a.import_path.empty()) {
+    refuse(a, kKeyFlags, "--import", db_modes);
+    refuse(a, kTuneFlags, "--import", db_modes);
+    refuse(a, {"--list", "--aot-bundle", "--aot-archs", "--cubin-dir", "--threads"}, "--import", db_modes);
+    if (a.has("--arch") && a.export_path.empty())
+      throw Error(Status::invalid_argument, "--arch does not go with --import alone: it only chooses what --export writes");
+    const int rc = do_import(a);
+    if (rc != 0 || a.export_path.empty()) return rc;
+    return do_export(a, a.arch.empty() ? "" : parse_arch(a.arch));
+  }
+  if (!a.aot_bundle.empty()) {
+    const std::string why = "a kernel bundle holds every shipped variant of --aot-archs (--dtype and --head-dim narrow it)";
+    refuse(a, {"--preset", "--pq", "--bk", "--gk", "--causal", "--kernel"}, "--aot-bundle", why);
+    refuse(a, kTuneFlags, "--aot-bundle", why);
+    refuse(a, {"--list", "--export", "--arch", "--db", "--cubin-dir"}, "--aot-bundle", why);
+    tuner::check_grid(grid_from(a));
+    return do_bundle(a);
+  }
+  if (a.has("--aot-archs")) throw Error(Status::invalid_argument, "--aot-archs names the archs of --aot-bundle: give both");
+  if (!a.arch.empty())
+    refuse(a, kTuneFlags, "--arch", "with --arch nothing is timed (it compiles offline, lists or exports for that arch)");
+  if (a.has("--cubin-dir") && a.arch.empty())
+    throw Error(Status::invalid_argument, "--cubin-dir goes with --arch (the offline compile writes the cubins)");
 
+  if (a.devices != "all") parse_devices(a.devices);  // its mistakes are named with or without a GPU
   std::string arch = a.arch.empty() ? "" : parse_arch(a.arch);
   std::string why;
   const bool have_gpu = Driver::available(&why);
@@ -396,18 +479,28 @@ int run(const Args& a) {
   if (arch.empty() && have_gpu) arch = query_device(devices.front()).arch;
 
   // --export alone writes what the database holds; beside flags that choose keys or tuning inputs
-  // it runs after the tune (or the offline compile) that those flags ask for.
-  const bool export_after = !a.export_path.empty() && a.work_flags;
+  // it runs after the tune (or the offline compile, or the list) that those flags ask for.
+  bool asks_for_work = a.has("--list") || a.has("--cubin-dir");
+  for (const char* f : kKeyFlags) asks_for_work |= a.has(f);
+  for (const char* f : kTuneFlags) asks_for_work |= a.has(f) && std::string(f) != "--device";
+  const bool export_after = !a.export_path.empty() && asks_for_work;
   if (!a.export_path.empty() && !export_after) return do_export(a, arch);
   if (arch.empty()) {
     std::fprintf(stderr,
                  "vecattn-tune: %s\n"
-                 "Tuning needs a GPU. Without one, `vecattn-tune --arch sm_90a` compiles every kernel for that arch "
-                 "into the cache, and --list, --export and --import work.\n",
-                 why.c_str());
+                 "Tuning needs a GPU%s. Without one, `vecattn-tune --arch sm_90a` compiles every kernel for that arch "
+                 "into the cache, and --list (with --arch), --export alone and --import work.\n",
+                 why.c_str(), export_after ? " (--export with tuning flags writes after the tune)" : "");
     return kExitNoGpu;
   }
-  const std::vector<KernelKey> keys = tuner::grid_keys(grid_from(a), arch);
+  const tuner::KeyGrid grid = grid_from(a);
+  tuner::check_grid(grid);
+  const std::vector<KernelKey> keys = tuner::grid_keys(grid, arch);
+  if (keys.empty())
+    throw Error(Status::invalid_argument,
+                fmt::format("no kernel key of {} matches these flags (--kernel, --pq, --bk, --gk, --head-dim, "
+                            "--dtype, --causal): nothing to do",
+                            arch));
   if (a.list) {
     for (const auto& k : keys) std::printf("%s  (%zu candidates)\n", k.str().c_str(), tuner::candidates(k).size());
     return export_after ? do_export(a, arch) : 0;
@@ -435,39 +528,50 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pool", "select", "sparse_attn", "dense_attn"}))
       ->delimiter(',');
   app.add_option("--device", a.devices, "GPU ordinals (0,1) or all: one worker per GPU, one shared database");
-  app.add_option("--arch", a.arch, "without a GPU: compile every candidate for this arch (sm_80, sm_90a) into the cache");
+  app.add_option("--arch", a.arch,
+                 "offline, no GPU needed: compile every candidate for this arch (sm_80, sm_90a) into the cache; "
+                 "with --list or --export, list or export for it");
   app.add_option("--db", a.db, "cache database (default: $VECATTN_CACHE_DIR or $XDG_CACHE_HOME/vecattn/vecattn.sqlite)");
   app.add_option("--seq-len", a.seq_len, "sequence length of the tuning inputs")->check(CLI::Range(int64_t(64), int64_t(1) << 22));
   app.add_option("--heads", a.heads, "heads of the tuning inputs")->check(CLI::Range(1, 256));
   app.add_option("--input", a.input,
                  "tuning inputs: synthetic (vertical pattern) or random (Gaussian: threshold 0.8 keeps ~27%, 0.9 ~7.5%)")
       ->check(CLI::IsMember({"synthetic", "random"}));
-  app.add_option("--threshold", a.threshold, "selection threshold of the tuning inputs")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--threshold", a.threshold, "selection threshold of the tuning inputs, in (0, 1]")
+      ->check(number_check([](double x) { return x > 0 && x <= 1; }, "in (0, 1]"));
   app.add_option("--strong-fraction", a.strong_fraction,
                  "fraction of key columns on the vertical direction in the tuning inputs (sets the selection density)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--budget", a.budget, "seconds per key at most")->check(CLI::PositiveNumber);
+  app.add_option("--budget", a.budget, "seconds per key at most (> 0)")
+      ->check(number_check([](double x) { return x > 0; }, "more than 0"));
   app.add_option("--reps", a.reps, "timed runs per candidate (the median counts)")->check(CLI::Range(1, 1000));
-  app.add_option("--threads", a.threads, "parallel NVRTC compiles (default: min(cores, 8))")->check(CLI::NonNegativeNumber);
-  app.add_flag("--list", a.list, "list the keys that would be tuned and exit");
+  app.add_option("--threads", a.threads, "parallel NVRTC compiles (0 or unset: min(cores, 8))")->check(CLI::Range(0, 256));
+  app.add_flag("--list", a.list, "list the keys that would be tuned, with their candidate counts, and exit");
   app.add_option("--cubin-dir", a.cubin_dir, "with --arch: also write each compiled cubin to this folder");
   app.add_option("--export", a.export_path,
-                 "write the tuned configs of the arch to this pretuned file (after tuning, when tuning flags are given)");
-  app.add_option("--import", a.import_path, "read a pretuned file into the database");
+                 "write the tuned configs of --arch (default: this GPU's arch; every arch without a GPU) to this "
+                 "pretuned file; with tuning flags, after the tune");
+  app.add_option("--import", a.import_path, "read a pretuned file into the database (then --export, if given)");
   app.add_option("--aot-bundle", a.aot_bundle,
                  "without a GPU: compile every shipped kernel variant of --aot-archs into this kernel bundle file");
   app.add_option("--aot-archs", a.aot_archs, "archs of the kernel bundle (sm_90a,sm_80)")->delimiter(',');
   app.add_flag("--json", a.json, "print the results as JSON instead of a table");
-  CLI11_PARSE(app, argc, argv);
-  for (const char* flag : {"--preset", "--pq", "--bk", "--gk", "--head-dim", "--dtype", "--causal", "--kernel",
-                           "--device", "--seq-len", "--heads", "--input", "--threshold", "--strong-fraction",
-                           "--budget", "--reps", "--threads", "--list", "--cubin-dir"})
-    a.work_flags = a.work_flags || app.count(flag) > 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints the help, or the message naming the flag
+    return rc == 0 ? 0 : kExitError;
+  }
+  for (const CLI::Option* o : app.get_options())
+    if (o->count() > 0) a.given.push_back(o->get_name());
   try {
     return run(a);
   } catch (const Error& e) {
     std::fprintf(stderr, "vecattn-tune: %s\n", e.what());
     if (!e.detail().empty()) std::fprintf(stderr, "%s\n", e.detail().c_str());
     return e.status() == Status::no_driver || e.status() == Status::no_device ? kExitNoGpu : kExitError;
+  } catch (const std::exception& e) {  // the filesystem's and the standard library's own errors
+    std::fprintf(stderr, "vecattn-tune: %s\n", e.what());
+    return kExitError;
   }
 }
