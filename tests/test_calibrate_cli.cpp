@@ -1,13 +1,14 @@
-// vecattn-calibrate's command line without a GPU: every bad input is an error naming the file and
-// the fault (exit 1), before any GPU work; good inputs on a machine without a driver exit 2.
+// vecattn-calibrate's command line without a GPU: every bad flag or input is an error naming the
+// flag or file and the fault (exit 1, parse errors included), before the driver is opened; good
+// inputs on a machine without a driver exit 2.
 #include <catch2/catch.hpp>
-#include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
-#include <vector>
 
 #include "run_command.h"
 #include "temp_dir.h"
+#include "tensor_files.h"
 
 namespace {
 
@@ -17,41 +18,8 @@ Result calibrate(const std::string& args, const std::string& env = "VECATTN_LIBC
   return vecattn::test::run_command(env + " " VECATTN_CALIBRATE_PATH " " + args);
 }
 
-// A little-endian fp32 .npy file of the given shape (values 0.5).
-void write_npy(const std::string& path, const std::vector<int64_t>& shape) {
-  std::string dims;
-  size_t count = 1;
-  for (auto d : shape) dims += std::to_string(d) + ", ", count *= size_t(d);
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
-  while ((10 + header.size() + 1) % 64) header += ' ';
-  header += '\n';
-  std::ofstream f(path, std::ios::binary);
-  f.write("\x93NUMPY\x01\x00", 8);
-  const uint16_t len = uint16_t(header.size());
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f << header;
-  const std::vector<float> v(count, 0.5f);
-  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
-}
-
-// A .safetensors file with F32 tensors of these names and shapes.
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors) {
-  std::string header = "{";
-  size_t offset = 0;
-  for (const auto& [name, shape] : tensors) {
-    size_t count = 1;
-    std::string dims;
-    for (auto d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d), count *= size_t(d);
-    header += (header.size() > 1 ? ", \"" : "\"") + name + "\": {\"dtype\": \"F32\", \"shape\": [" + dims +
-              "], \"data_offsets\": [" + std::to_string(offset) + ", " + std::to_string(offset + count * 4) + "]}";
-    offset += count * 4;
-  }
-  header += "}";
-  std::ofstream f(path, std::ios::binary);
-  const uint64_t n = header.size();
-  f.write(reinterpret_cast<const char*>(&n), 8);
-  f << header << std::string(offset, '\0');
-}
+using vecattn::test::write_npy;
+using vecattn::test::write_safetensors;
 
 }  // namespace
 
@@ -71,7 +39,7 @@ TEST_CASE("vecattn-calibrate: flags and inputs are checked and named", "[calibra
   r = calibrate("--model m --input " + qk + " --target-sparsity 0.5 --target-recall 0.9" + db);
   CHECK(r.exit_code == 1);
   r = calibrate("--input " + qk + " --target-sparsity 0.5" + db);
-  CHECK(r.exit_code != 0);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("--model"));
 
   r = calibrate("--model m --input " + dir.file("q.npy") + " --target-sparsity 0.5" + db);
@@ -106,6 +74,82 @@ TEST_CASE("vecattn-calibrate: flags and inputs are checked and named", "[calibra
   write_safetensors(dir.file("layer.safetensors"), {{"query", {1, 4, 256, 64}}, {"key", {1, 2, 256, 64}}});
   r = calibrate("--model m --input " + dir.file("layer.safetensors") + " --q-name query --k-name key --input " + qk +
                 " --target-recall 0.9" + db);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("no CUDA driver"));
+}
+
+TEST_CASE("vecattn-calibrate: option errors name the flag, before the driver and the database", "[calibrate][cli]") {
+  vecattn::test::TempDir dir;
+  const std::string db_file = dir.file("c.sqlite");
+  write_npy(dir.file("q.npy"), {4, 256, 64});
+  write_npy(dir.file("k.npy"), {2, 256, 64});
+  const std::string good = "--model m --input " + dir.file("q.npy") + "," + dir.file("k.npy") +
+                           " --target-sparsity 0.5 --cache " + db_file;
+
+  // Each is rejected with a message naming the flag, exit 1 (not CLI11's 105..109, not the no-driver 2).
+  const std::pair<std::string, std::string> cases[] = {
+      {" --rows 0", "--rows 0 must be at least 1"},
+      {" --bisect-recall 0", "--bisect-recall 0 must be in (0, 1]"},
+      {" --bisect-steps 25", "--bisect-steps 25 must be in [0, 24]"},
+      {" --extra 0.5,1.5", "--extra: threshold 1.5 must be in (0, 1]"},
+      {" --around 0", "--around: gap multiple 0 must be in (0, 100)"},
+      {" --pq 32", "--pq 32: Pq 32 is not supported"},
+      {" --bk 8", "--bk 8: Bk 8 is not supported"},
+      {" --gk 3", "--gk 3: Gk 3 is not supported"},
+      {" --causal 2", "--causal: 2 must be 0 or 1"},
+      {" --device -1", "--device: -1 must be at least 0"},
+      {" --first-layer -1", "--first-layer: -1 must be at least 0"},
+      {" --target-recall 1.5", "--target-recall: 1.5 must be in [0, 1]"},
+      {" --no-such-flag", "vecattn-calibrate: The following argument was not expected: --no-such-flag"},
+      {" --q-name t --k-name t", "--q-name and --k-name are both 't'"},
+      {" --out " + dir.file("missing/t.json"), "--out " + dir.file("missing/t.json") + ": folder"},
+      {" --out " + dir.path().string(), "is a folder, not a file"},
+  };
+  for (const auto& [flags, message] : cases) {
+    INFO(flags);
+    const Result r = calibrate(good + flags);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains(message));
+    CHECK_THAT(r.output, !Catch::Contains("no CUDA driver"));
+  }
+  CHECK(!std::filesystem::exists(db_file));  // no option error leaves a database behind
+
+  // A head dim the kernels lack is the file's fault, named before any GPU work.
+  write_npy(dir.file("q96.npy"), {4, 256, 96});
+  write_npy(dir.file("k96.npy"), {2, 256, 96});
+  Result r = calibrate("--model m --input " + dir.file("q96.npy") + "," + dir.file("k96.npy") +
+                       " --target-sparsity 0.5 --cache " + db_file);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("q96.npy: head_dim 96 is not supported: use 64, 128"));
+
+  // The same command with a writable --out gets as far as the driver.
+  r = calibrate(good + " --out " + dir.file("t.json") + " --causal 0 --pq 128 --bk 64 --gk 1");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("no CUDA driver"));
+  CHECK(!std::filesystem::exists(dir.file("t.json")));  // checked, not created
+  CHECK(calibrate("--help").exit_code == 0);
+}
+
+TEST_CASE("vecattn-calibrate: --q-name and --k-name given match exactly", "[calibrate][cli]") {
+  vecattn::test::TempDir dir;
+  const std::string db = " --cache " + dir.file("c.sqlite");
+  write_safetensors(dir.file("q.safetensors"), {{"x", {4, 256, 64}}});
+  write_safetensors(dir.file("k.safetensors"), {{"key", {2, 256, 64}}});
+  const std::string layer = " --input " + dir.file("q.safetensors") + "," + dir.file("k.safetensors");
+
+  // Default names: a file's single tensor is taken whatever its name.
+  Result r = calibrate("--model m --target-recall 0.9" + layer + db);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("no CUDA driver"));
+
+  // Named: the single tensor must bear that name; the error names the file and what it holds.
+  r = calibrate("--model m --target-recall 0.9 --q-name query" + layer + db);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("q.safetensors: no tensor named 'query' (it holds: x)"));
+  r = calibrate("--model m --target-recall 0.9 --k-name k" + layer + db);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("k.safetensors: no tensor named 'k' (it holds: key)"));
+  r = calibrate("--model m --target-recall 0.9 --q-name x --k-name key" + layer + db);
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("no CUDA driver"));
 }

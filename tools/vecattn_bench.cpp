@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include "cache/thresholds.h"
@@ -19,7 +20,9 @@
 #include "codegen/host_dtype.h"
 #include "runtime/driver.h"
 #include "runtime/runtime.h"
+#include "templates/params.h"
 #include "tools/bench_report.h"
+#include "tools/cli.h"
 #include "tools/npy.h"
 #include "tuner/synthetic.h"
 
@@ -27,6 +30,8 @@ namespace {
 
 using namespace vecattn;
 using bench::BenchRow;
+using tools::kExitError;
+using tools::kExitNoGpu;
 
 struct Args {
   std::vector<int64_t> seq_lens{8192, 16384, 32768, 65536, 131072};
@@ -50,6 +55,16 @@ struct Args {
   std::string csv, json, svg, peers;
   int device = 0;
 };
+
+// What main reads from the files named on the command line before the GPU is touched: a bad
+// file is then an error before any measurement, not after the whole run.
+struct Inputs {
+  std::vector<uint16_t> q, k, v;  // --input npy, as bits of --dtype, [B, H, S, D]
+  std::vector<float> per_head;    // --thresholds-file: one threshold per q head
+  std::vector<BenchRow> peers;    // --peers
+};
+
+[[noreturn]] void bad(const std::string& m) { throw Error(Status::invalid_argument, m); }
 
 class Events {
  public:
@@ -176,31 +191,56 @@ void print_select_time(Runtime& rt, Events& ev, int reps, const Tensor& q, const
   double candidates = 0;  // per unit: causal pooled row i sees keys [Pq, i * Pq)
   for (int64_t i = 0; i < nq; ++i) candidates += p.causal ? double(std::max<int64_t>(0, std::min(i * p.pq, S) - p.pq)) : double(S);
   const double flop = 2.0 * double(D) * candidates * double(units);
+  double thr = p.threshold;  // per-head thresholds show their mean, as the prefill rows do
+  if (p.thresholds) {
+    thr = 0;
+    for (int64_t h = 0; h < p.num_thresholds; ++h) thr += p.thresholds[h];
+    thr /= double(p.num_thresholds);
+  }
   std::printf("# select S=%lld thr=%.2f: pool %.3f ms (%.0f GB/s of q), pool+select %.3f ms, select %.3f ms "
               "(%.1f TFLOP/s on %.3g candidate scores), mask %.0f MiB\n",
-              (long long)S, p.threshold, pool_ms, double(units * S * D) * 2 / pool_ms / 1e6, select_ms, select_ms - pool_ms,
+              (long long)S, thr, pool_ms, double(units * S * D) * 2 / pool_ms / 1e6, select_ms, select_ms - pool_ms,
               flop / (select_ms - pool_ms) / 1e9, candidates * double(units),
               double(Selection::bytes(q.batch(), q.heads(), S, p.pq)) / (1 << 20));
   std::fflush(stdout);
 }
 
-// Lines "S,method,ms" written by bench/peer_sdpa.py --csv.
+// Lines "S,method,ms" written by bench/peer_sdpa.py --csv (a header line "seq_len,..." and lines
+// starting with '#' skipped); their TFLOP/s on the run's shape.
 std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
+  tools::check_readable("--peers", path);
   std::ifstream f(path);
-  if (!f) throw Error(Status::invalid_argument, fmt::format("--peers: cannot read {}", path));
   std::vector<BenchRow> rows;
   std::string line;
-  while (std::getline(f, line)) {
+  for (int n = 1; std::getline(f, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#' || line.rfind("seq_len", 0) == 0) continue;
+    auto fail = [&](const std::string& why) {
+      bad(fmt::format("--peers {} line {}: {} (expected seq_len,method,ms as bench/peer_sdpa.py --csv writes)", path, n,
+                      why));
+    };
+    std::vector<std::string> fields;
     std::stringstream ss(line);
-    std::string s, method, ms;
-    std::getline(ss, s, ',');
-    std::getline(ss, method, ',');
-    std::getline(ss, ms, ',');
+    for (std::string field; std::getline(ss, field, ',');) fields.push_back(field);
+    if (fields.size() != 3) fail(fmt::format("{} fields", fields.size()));
     BenchRow r;
-    r.seq_len = std::stoll(s);
-    r.method = method;
-    r.ms = std::stod(ms);
+    size_t used = 0;
+    try {
+      r.seq_len = std::stoll(fields[0], &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != fields[0].size() || r.seq_len <= 0)
+      fail(fmt::format("seq_len '{}' is not a positive integer", fields[0]));
+    r.method = fields[1];
+    if (r.method.empty()) fail("the method is empty");
+    try {
+      r.ms = std::stod(fields[2], &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != fields[2].size() || !(r.ms > 0) || !std::isfinite(r.ms))
+      fail(fmt::format("ms '{}' is not a positive number", fields[2]));
     const double S = double(r.seq_len);
     const double pairs = double(a.batch * a.heads) * (a.causal ? S * (S + 1) / 2 : S * S);
     r.tflops = 4 * pairs * double(a.head_dim) / r.ms / 1e9;
@@ -209,19 +249,18 @@ std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
   return rows;
 }
 
-std::unique_ptr<tuner::AttentionInputs> npy_inputs(const Args& a, DType t, std::mt19937_64& rng) {
-  const auto q = tools::read_npy(a.q_npy), k = tools::read_npy(a.k_npy), v = tools::read_npy(a.v_npy);
-  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape)
-    throw Error(Status::invalid_argument, "--q/--k/--v: expected arrays of shape (batch, heads, seq_len, head_dim), v like k");
-  auto in = std::make_unique<tuner::AttentionInputs>(q.shape[0], q.shape[1], k.shape[1], q.shape[2], q.shape[3], t, 0.0,
+// The npy arrays, uploaded once; the host copies go, since they can run to gigabytes.
+std::unique_ptr<tuner::AttentionInputs> npy_inputs(const Args& a, DType t, std::mt19937_64& rng, Inputs& files) {
+  auto in = std::make_unique<tuner::AttentionInputs>(a.batch, a.heads, a.kv_heads, a.seq_lens.front(), a.head_dim, t, 0.0,
                                                      rng, false);
-  in->q.upload(tools::to_dtype_bits(q, t));
-  in->k.upload(tools::to_dtype_bits(k, t));
-  in->v.upload(tools::to_dtype_bits(v, t));
+  in->q.upload(files.q);
+  in->k.upload(files.k);
+  in->v.upload(files.v);
+  for (auto* host : {&files.q, &files.k, &files.v}) std::vector<uint16_t>().swap(*host);
   return in;
 }
 
-int run(const Args& a) {
+int run(const Args& a, Inputs& files) {
   const DType t = parse_dtype(a.dtype);
   RuntimeOptions o;
   o.device = a.device;
@@ -231,6 +270,8 @@ int run(const Args& a) {
   CUcontext ctx;
   d.check(d.cuDeviceGet(&dev, a.device), "cuDeviceGet");
   d.check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+  // --select-only times no attention; dense would only cost time and fill no row.
+  const bool skip_dense = a.skip_dense || a.select_only;
   std::vector<BenchRow> rows;
   {
     ScopedContext scope(ctx);
@@ -239,7 +280,7 @@ int run(const Args& a) {
       // Pins one tile config for the attention keys this run launches (a tuning experiment).
       const int d = int(a.head_dim);
       for (bool sparse : {true, false}) {
-        if (!sparse && a.skip_dense) continue;
+        if (!sparse && skip_dense) continue;
         const KernelKey key = sparse ? rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, d, t, a.causal)
                                      : rt.key(KernelKind::dense_attn, 0, 0, 0, d, t, a.causal);
         rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
@@ -250,18 +291,16 @@ int run(const Args& a) {
       rt.set_config(key, TileConfig::parse(key.kernel, a.select_config));
     }
     // A model's calibrated thresholds (one per q head) replace --thresholds.
-    std::vector<float> per_head;
-    if (!a.thresholds_file.empty()) {
-      per_head = cache::layer_thresholds(cache::read_thresholds_file(a.thresholds_file), a.model, a.layer);
+    const std::vector<float>& per_head = files.per_head;
+    if (!per_head.empty())
       std::printf("# thresholds of %s layer %d from %s (%zu heads)\n", a.model.c_str(), a.layer,
                   a.thresholds_file.c_str(), per_head.size());
-    }
     const bool from_npy = a.input == "npy";
-    const std::vector<int64_t> lengths = from_npy ? std::vector<int64_t>{0} : a.seq_lens;
-    std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
-                "attend", "sparsity", "recall", "rel_err", "TFLOP/s", "speedup", "ws_MiB");
-    for (int64_t S0 : lengths) {
-      auto in = from_npy ? npy_inputs(a, t, rng)
+    if (!a.select_only)
+      std::printf("%8s %-9s %5s %9s %8s %8s %8s %9s %8s %9s %9s %8s %8s\n", "S", "method", "thr", "ms", "pool", "select",
+                  "attend", "sparsity", "recall", "rel_err", "TFLOP/s", "speedup", "ws_MiB");
+    for (int64_t S0 : a.seq_lens) {  // with --input npy, the arrays' one length
+      auto in = from_npy ? npy_inputs(a, t, rng, files)
                          : std::make_unique<tuner::AttentionInputs>(a.batch, a.heads, a.kv_heads, S0, a.head_dim, t,
                                                                     a.strong_fraction, rng, a.input == "synthetic");
       const Tensor &q = in->q.view(), &k = in->k.view(), &v = in->v.view(), &out = in->out.view();
@@ -270,7 +309,7 @@ int run(const Args& a) {
       const double pairs = double(q.batch() * q.heads()) * (a.causal ? double(S) * double(S + 1) / 2 : double(S) * double(S));
       BenchRow dense_row;
       std::vector<uint16_t> dense_out;
-      if (!a.skip_dense) {
+      if (!skip_dense) {
         dense_row.seq_len = S;
         dense_row.method = "dense";
         dense_row.ms = ev.median_ms(a.reps, [&] { rt.dense(q, k, v, out, a.causal, nullptr); });
@@ -320,12 +359,11 @@ int run(const Args& a) {
         std::fflush(stdout);
       }
     }
-    if (!a.peers.empty())
-      for (const auto& r : read_peers(a.peers, a)) {
-        rows.push_back(r);
-        std::printf("%8lld %-9s %5s %9.3f %8s %8s %8s %9s %8s %9s %9.1f %8s %8s\n", (long long)r.seq_len, r.method.c_str(),
-                    "-", r.ms, "-", "-", "-", "-", "-", "-", r.tflops, "-", "-");
-      }
+    for (const auto& r : files.peers) {
+      rows.push_back(r);
+      std::printf("%8lld %-9s %5s %9.3f %8s %8s %8s %9s %8s %9s %9.1f %8s %8s\n", (long long)r.seq_len, r.method.c_str(),
+                  "-", r.ms, "-", "-", "-", "-", "-", "-", r.tflops, "-", "-");
+    }
   }
   d.cuDevicePrimaryCtxRelease(dev);
 
@@ -360,6 +398,7 @@ int run(const Args& a) {
   // Which variant each measured kernel ran, and where its config came from, so figures can be
   // traced to a config (pinned, tuned here, the shipped file, or the built-in default).
   for (KernelKind kind : {KernelKind::select, KernelKind::sparse_attn, KernelKind::dense_attn}) {
+    if ((kind == KernelKind::sparse_attn && a.select_only) || (kind == KernelKind::dense_attn && skip_dense)) continue;
     const KernelKey k = rt.key(kind, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
     const ConfigChoice c = rt.config_for(k);
     std::printf("# config %s (%s%s%s)\n", Variant{k, c.config}.str().c_str(), source_name(c.source),
@@ -368,30 +407,136 @@ int run(const Args& a) {
   return 0;
 }
 
+// Every flag and file checked before the driver is opened (a bad one is an error naming it, not a
+// lost run); with --input npy the arrays are read here and their shape becomes the run's.
+Inputs check_args(const CLI::App& app, Args& a) {
+  auto given = [&](const char* flag) { return app.count(flag) > 0; };
+  auto reject = [&](std::initializer_list<const char*> flags, const std::string& why) {
+    for (const char* flag : flags)
+      if (given(flag)) bad(fmt::format("{} {}", flag, why));
+  };
+  if (a.input != "npy") reject({"--q", "--k", "--v"}, "is read only with --input npy");
+  if (a.input != "synthetic") reject({"--strong-fraction"}, "sets the synthetic inputs: it needs --input synthetic");
+  if (a.input == "npy") {
+    if (a.q_npy.empty() || a.k_npy.empty() || a.v_npy.empty()) bad("--input npy needs --q, --k and --v");
+    reject({"--seq-len", "--batch", "--heads", "--kv-heads", "--head-dim"},
+           "cannot be given with --input npy: the arrays' shapes set it");
+  }
+  if (a.thresholds_file.empty()) reject({"--model", "--layer"}, "is read only with --thresholds-file");
+  else {
+    if (a.model.empty()) bad("--thresholds-file needs --model (and --layer, default 0)");
+    reject({"--thresholds"}, "cannot be given with --thresholds-file: the file gives one threshold per q head");
+  }
+  if (a.select_only) {
+    reject({"--recall-rows", "--workspace-overhead", "--attn-config"},
+           "has no effect with --select-only (no attention runs)");
+    // The files hold prefill and dense rows; the selection's timings have no row there.
+    reject({"--csv", "--json", "--svg"}, "cannot be given with --select-only: its timings are printed, not written");
+    reject({"--peers"}, "cannot be given with --select-only: the peers' rows go to --csv/--json/--svg, which it does "
+                        "not write");
+  }
+  if (a.seq_lens.empty()) bad("--seq-len: give at least one length");
+  if (a.thresholds.empty()) bad("--thresholds: give at least one threshold");
+  for (auto [flag, text, kind] : {std::tuple{"--attn-config", &a.attn_config, KernelKind::sparse_attn},
+                                  {"--select-config", &a.select_config, KernelKind::select}}) {
+    if (text->empty()) continue;
+    try {
+      (void)TileConfig::parse(kind, *text);
+    } catch (const Error& e) {
+      bad(fmt::format("{}: {}", flag, e.what()));
+    }
+  }
+  tools::check_kernel_flags(a.pq, a.bk, a.gk, a.causal);
+  if (a.input != "npy") tools::check_head_dim(a.head_dim, fmt::format("--head-dim {}", a.head_dim));
+  for (auto [flag, path] : {std::pair{"--csv", &a.csv}, {"--json", &a.json}, {"--svg", &a.svg}})
+    if (!path->empty()) tools::check_writable(flag, *path);
+
+  Inputs in;
+  const DType t = parse_dtype(a.dtype);
+  if (a.input == "npy") {
+    auto read = [](const char* flag, const std::string& path) {
+      tools::check_readable(flag, path);
+      try {
+        return tools::read_npy(path);
+      } catch (const std::exception& e) {
+        bad(fmt::format("{} {}", flag, e.what()));
+      }
+    };
+    const auto q = read("--q", a.q_npy), k = read("--k", a.k_npy), v = read("--v", a.v_npy);
+    if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape != k.shape)
+      bad("--q/--k/--v: expected arrays of shape (batch, heads, seq_len, head_dim), v like k");
+    if (k.shape[0] != q.shape[0] || k.shape[2] != q.shape[2] || k.shape[3] != q.shape[3])
+      bad(fmt::format("--k {}: shape ({}, {}, {}, {}) does not match --q's ({}, {}, {}, {}): batch, seq_len and head_dim "
+                      "must agree",
+                      a.k_npy, k.shape[0], k.shape[1], k.shape[2], k.shape[3], q.shape[0], q.shape[1], q.shape[2],
+                      q.shape[3]));
+    a.batch = q.shape[0], a.heads = q.shape[1], a.kv_heads = k.shape[1], a.head_dim = q.shape[3];
+    a.seq_lens = {q.shape[2]};
+    tools::check_head_dim(a.head_dim, "--q " + a.q_npy);
+    for (auto [flag, path, array, bits] : {std::tuple{"--q", &a.q_npy, &q, &in.q}, {"--k", &a.k_npy, &k, &in.k},
+                                           {"--v", &a.v_npy, &v, &in.v}})
+      try {
+        *bits = tools::to_dtype_bits(*array, t);
+      } catch (const std::exception& e) {
+        bad(fmt::format("{} {}: {}", flag, *path, e.what()));
+      }
+  }
+  // With --input npy the shapes come from the arrays, so the errors name the files.
+  const bool npy = a.input == "npy";
+  if (a.heads % a.kv_heads != 0)
+    bad(npy ? fmt::format("--k {}: {} heads do not divide --q's {} (GQA)", a.k_npy, a.kv_heads, a.heads)
+            : fmt::format("--kv-heads {} does not divide --heads {} (GQA)", a.kv_heads, a.heads));
+  if (a.heads > kMaxQHeads)
+    bad(fmt::format("{}: {} q heads, at most {} are supported", npy ? "--q " + a.q_npy : "--heads", a.heads, kMaxQHeads));
+  if (a.batch * a.heads > 65535)  // the pool kernel's grid
+    bad(npy ? fmt::format("--q {}: batch {} x heads {} must be at most 65535", a.q_npy, a.batch, a.heads)
+            : fmt::format("--batch {} x --heads {} must be at most 65535", a.batch, a.heads));
+
+  if (!a.thresholds_file.empty()) {
+    tools::check_readable("--thresholds-file", a.thresholds_file);
+    try {
+      in.per_head = cache::layer_thresholds(cache::read_thresholds_file(a.thresholds_file), a.model, a.layer);
+    } catch (const Error& e) {
+      bad(fmt::format("--thresholds-file {}: {}", a.thresholds_file, e.what()));
+    }
+    if (int64_t(in.per_head.size()) != a.heads)
+      bad(fmt::format("--thresholds-file {}: model '{}' layer {} has {} heads but the inputs have {} q heads",
+                      a.thresholds_file, a.model, a.layer, in.per_head.size(), a.heads));
+  }
+  if (!a.peers.empty()) in.peers = read_peers(a.peers, a);
+  return in;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vecattn-bench: dense attention and VecAttention prefill, side by side"};
   Args a;
-  app.add_option("--seq-len", a.seq_lens, "sequence lengths")->delimiter(',');
-  app.add_option("--batch", a.batch)->check(CLI::PositiveNumber);
-  app.add_option("--heads", a.heads, "q heads")->check(CLI::PositiveNumber);
-  app.add_option("--kv-heads", a.kv_heads)->check(CLI::PositiveNumber);
-  app.add_option("--head-dim", a.head_dim);
+  app.add_option("--seq-len", a.seq_lens, "sequence lengths")->delimiter(',')->check(tools::int_range(1));
+  app.add_option("--batch", a.batch, "batch size")->check(tools::int_range(1, 65535));
+  app.add_option("--heads", a.heads, "q heads")->check(tools::int_range(1, kMaxQHeads));
+  app.add_option("--kv-heads", a.kv_heads, "k and v heads (divides --heads)")->check(tools::int_range(1, kMaxQHeads));
+  app.add_option("--head-dim", a.head_dim, "head dim (64 or 128)")->check(tools::int_range(1));
   app.add_option("--dtype", a.dtype, "bf16 or fp16")->check(CLI::IsMember({"bf16", "fp16"}));
-  app.add_option("--causal", a.causal, "1 or 0");
-  app.add_option("--thresholds", a.thresholds)->delimiter(',');
-  app.add_option("--pq", a.pq);
-  app.add_option("--bk", a.bk);
-  app.add_option("--gk", a.gk);
-  app.add_option("--reps", a.reps)->check(CLI::PositiveNumber);
+  app.add_option("--causal", a.causal, "1 or 0")->check(tools::zero_or_one());
+  // In (0, 1], as the runtime takes them (prefill_plan.cpp).
+  app.add_option("--thresholds", a.thresholds, "selection thresholds, one run each")
+      ->delimiter(',')
+      ->check(tools::real_range(0, 1, true));
+  app.add_option("--pq", a.pq, "query pooling size (64, 128)");
+  app.add_option("--bk", a.bk, "key tile of selection (16, 32, 64)");
+  app.add_option("--gk", a.gk, "tiles per selection group (power of two, 1..128)");
+  app.add_option("--reps", a.reps, "timed runs per measurement (the median counts)")->check(tools::int_range(1));
   app.add_option("--input", a.input, "synthetic (vertical pattern), random, or npy (--q --k --v)")
       ->check(CLI::IsMember({"synthetic", "random", "npy"}));
-  app.add_option("--strong-fraction", a.strong_fraction, "synthetic: fraction of key columns on the vertical direction");
+  app.add_option("--strong-fraction", a.strong_fraction, "synthetic: fraction of key columns on the vertical direction")
+      ->check(tools::real_range(0, 1));
   app.add_option("--q", a.q_npy, "npy input: q of shape (batch, heads, seq_len, head_dim)");
   app.add_option("--k", a.k_npy, "npy input: k");
   app.add_option("--v", a.v_npy, "npy input: v");
-  app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")->check(CLI::NonNegativeNumber);
+  // The recall kernel's limit on rows (op_recall.cpp).
+  app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")
+      ->check(tools::int_range(0, 1 << 24));
   app.add_flag("--skip-dense", a.skip_dense, "time only the prefill (no error or speedup against dense)");
   app.add_option("--attn-config", a.attn_config,
                  "pin this tile config (e.g. bn64-w12-s4-wgmma) for the sparse and dense attention keys");
@@ -400,30 +545,25 @@ int main(int argc, char** argv) {
   app.add_option("--thresholds-file", a.thresholds_file,
                  "per-head thresholds from a vecattn-calibrate JSON file (with --model and --layer)");
   app.add_option("--model", a.model, "model name in the thresholds file");
-  app.add_option("--layer", a.layer, "layer in the thresholds file")->check(CLI::NonNegativeNumber);
+  app.add_option("--layer", a.layer, "layer in the thresholds file")->check(tools::int_range(0));
   app.add_option("--select-config", a.select_config, "pin this tile config (e.g. bq128-w8-s4-wgmma) for the select key");
-  app.add_flag("--select-only", a.select_only, "time only the selection phase (pool, select) at each threshold");
+  app.add_flag("--select-only", a.select_only,
+               "time only the selection phase (pool, select) at each threshold; printed, no dense, no output files");
   app.add_option("--peers", a.peers, "CSV from bench/peer_sdpa.py --csv, merged into the outputs");
   app.add_option("--csv", a.csv, "write the rows as CSV");
   app.add_option("--json", a.json, "write the rows as JSON");
   app.add_option("--svg", a.svg, "draw latency against S and the time split");
-  app.add_option("--device", a.device);
-  CLI11_PARSE(app, argc, argv);
-  if (!a.thresholds_file.empty() && a.model.empty()) {
-    std::fprintf(stderr, "vecattn-bench: --thresholds-file needs --model (and --layer, default 0)\n");
-    return 1;
-  }
-  if (a.input == "npy" && (a.q_npy.empty() || a.k_npy.empty() || a.v_npy.empty())) {
-    std::fprintf(stderr, "vecattn-bench: --input npy needs --q, --k and --v\n");
-    return 1;
-  }
+  app.add_option("--device", a.device, "GPU ordinal")->check(tools::int_range(0));
+  if (auto rc = tools::parse_command_line(app, "vecattn-bench", argc, argv)) return *rc;
   try {
-    return run(a);
+    Inputs files = check_args(app, a);
+    return run(a, files);
   } catch (const Error& e) {
-    std::fprintf(stderr, "vecattn-bench: %s\n%s\n", e.what(), e.detail().c_str());
-    return e.status() == Status::no_driver || e.status() == Status::no_device ? 2 : 1;
+    std::fprintf(stderr, "vecattn-bench: %s\n", e.what());
+    if (!e.detail().empty()) std::fprintf(stderr, "%s\n", e.detail().c_str());
+    return e.status() == Status::no_driver || e.status() == Status::no_device ? kExitNoGpu : kExitError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vecattn-bench: %s\n", e.what());
-    return 1;
+    return kExitError;
   }
 }

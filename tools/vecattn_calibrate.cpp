@@ -26,6 +26,7 @@
 #include "codegen/error.h"
 #include "runtime/driver.h"
 #include "runtime/runtime.h"
+#include "tools/cli.h"
 #include "tools/npy.h"
 #include "tools/safetensors.h"
 #include "tuner/calibration.h"
@@ -35,19 +36,17 @@
 namespace {
 
 using namespace vecattn;
-
-constexpr int kExitError = 1;
-constexpr int kExitNoGpu = 2;
+using tools::kExitError;
+using tools::kExitNoGpu;
 
 struct Args {
   std::string model;
   std::vector<std::string> inputs;   // one per layer: "layer.safetensors" or "q.npy,k.npy"
   std::string q_name = "q", k_name = "k";
+  bool q_name_given = false, k_name_given = false;  // then a file's only tensor must bear the name too
   int first_layer = 0;
   std::string dtype;                 // empty: the inputs' (F32 runs as bf16)
-  int pq = 64, bk = 16, gk = 16;
-  bool causal = true;
-  tuner::CalibrationOptions calib;
+  tuner::CalibrationOptions calib;  // with --pq, --bk, --gk and --causal
   std::optional<double> target_sparsity, target_recall;
   std::string out_json;
   std::string cache_path;
@@ -131,9 +130,9 @@ std::pair<LoadedTensor, LoadedTensor> load_layer(const std::string& spec, const 
     return {std::move(q), std::move(k)};
   }
   auto qt = read_tensors(files[0]);
-  LoadedTensor q{files[0], take(qt, files[0], a.q_name, false)};
+  LoadedTensor q{files[0], take(qt, files[0], a.q_name, a.q_name_given)};
   auto kt = read_tensors(files[1]);
-  LoadedTensor k{files[1], take(kt, files[1], a.k_name, false)};
+  LoadedTensor k{files[1], take(kt, files[1], a.k_name, a.k_name_given)};
   return {std::move(q), std::move(k)};
 }
 
@@ -193,6 +192,7 @@ HostLayer read_layer(const std::string& spec, const Args& a) {
     bad_input(k.path, fmt::format("k is [{}, {}, {}, {}] but q is [{}, {}, {}, {}]: B, S and D must agree", ks[0], ks[1],
                                   ks[2], ks[3], qs[0], qs[1], qs[2], qs[3]));
   if (qs[1] % ks[1] != 0) bad_input(k.path, fmt::format("k has {} heads, which do not divide q's {} (GQA)", ks[1], qs[1]));
+  tools::check_head_dim(qs[3], q.path);
   l.dtype = run_dtype(a, q.array);
   l.q = tools::to_dtype_bits(q.array, l.dtype);
   l.k = tools::to_dtype_bits(k.array, l.dtype);
@@ -226,8 +226,7 @@ int run(const Args& a) {
   const std::string db_path = database_path(a);
   { cache::Database::open(db_path); }  // fail early (and create it) before the long part
 
-  tuner::CalibrationOptions o = a.calib;
-  o.pq = a.pq, o.bk = a.bk, o.gk = a.gk, o.causal = a.causal;
+  const tuner::CalibrationOptions& o = a.calib;
   std::vector<tuner::HeadCurve> heads;
   Progress progress(int(a.inputs.size()));
   double measure_seconds = 0, load_seconds = 0;
@@ -318,6 +317,16 @@ int run(const Args& a) {
   return 0;
 }
 
+// Flags that need no file and no GPU, checked before either is touched.
+void check_args(const Args& a) {
+  if (a.q_name == a.k_name)
+    throw Error(Status::invalid_argument,
+                fmt::format("--q-name and --k-name are both '{}': q and k must be different tensors", a.q_name));
+  tuner::check_options(a.calib);
+  tools::check_kernel_flags(a.calib.pq, a.calib.bk, a.calib.gk, a.calib.causal);
+  if (!a.out_json.empty()) tools::check_writable("--out", a.out_json);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -329,44 +338,48 @@ int main(int argc, char** argv) {
                  "one layer's activations, once per layer in order: FILE.safetensors (tensors named by --q-name and "
                  "--k-name) or Q,K (two .npy or .safetensors files); [B, H, S, D] or [H, S, D], k may have fewer heads")
       ->required();
-  app.add_option("--q-name", a.q_name, "tensor name of q in a .safetensors file (default q)");
-  app.add_option("--k-name", a.k_name, "tensor name of k in a .safetensors file (default k)");
+  app.add_option("--q-name", a.q_name,
+                 "tensor name of q in a .safetensors file (default q; given, a file's only tensor must have it too)");
+  app.add_option("--k-name", a.k_name,
+                 "tensor name of k in a .safetensors file (default k; given, a file's only tensor must have it too)");
   app.add_option("--first-layer", a.first_layer, "layer number of the first --input (default 0)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(tools::int_range(0));
   app.add_option("--dtype", a.dtype, "run as bf16 or fp16 (default: the inputs' dtype; fp32 inputs run as bf16)")
       ->check(CLI::IsMember({"bf16", "fp16"}));
-  app.add_option("--pq", a.pq, "query pooling size (64, 128)");
-  app.add_option("--bk", a.bk, "key tile of selection (16, 32, 64)");
-  app.add_option("--gk", a.gk, "tiles per selection group (power of two, 1..128)");
-  app.add_option("--causal", a.causal, "1 (VLM prefill) or 0 (video DiT)");
-  app.add_option("--rows", a.calib.rows, "query rows sampled per (batch, head) for recall (default 256)")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--pq", a.calib.pq, "query pooling size (64, 128)");
+  app.add_option("--bk", a.calib.bk, "key tile of selection (16, 32, 64)");
+  app.add_option("--gk", a.calib.gk, "tiles per selection group (power of two, 1..128)");
+  app.add_option("--causal", a.calib.causal, "1 (VLM prefill) or 0 (video DiT)")->check(tools::zero_or_one());
+  // --rows, --bisect-*, --extra and --around are checked by tuner::check_options, the calibrator's own rule.
+  app.add_option("--rows", a.calib.rows, "query rows sampled per (batch, head) for recall (at least 1; default 256)");
   app.add_option("--target-sparsity", sparsity, "best mean recall whose overall sparsity reaches this (0..1)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(tools::real_range(0, 1));
   app.add_option("--target-recall", recall, "highest overall sparsity whose mean recall reaches this (0..1)")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--bisect-recall", a.calib.bisect_recall, "recall each head's bisection aims at (default 0.95)")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--bisect-steps", a.calib.bisect_steps, "bisection steps per head (default 10)")
-      ->check(CLI::Range(0, 24));
-  app.add_option("--extra", a.calib.extra, "thresholds measured for every head besides the bisection's")
+      ->check(tools::real_range(0, 1));
+  app.add_option("--bisect-recall", a.calib.bisect_recall,
+                 "recall each head's bisection aims at (in (0, 1]; default 0.95)");
+  app.add_option("--bisect-steps", a.calib.bisect_steps, "bisection steps per head (0..24; default 10)");
+  app.add_option("--extra", a.calib.extra, "thresholds in (0, 1] measured for every head besides the bisection's")
       ->delimiter(',');
   app.add_option("--around", a.calib.around,
-                 "per head, also the thresholds whose gap (-ln t) is these multiples of the bisected one")
+                 "per head, also the thresholds whose gap (-ln t) is these multiples (in (0, 100)) of the bisected one")
       ->delimiter(',');
   app.add_option("--seed", a.calib.seed, "seed of the row sample");
   app.add_option("--out", a.out_json, "also export the thresholds as a JSON file");
   app.add_option("--cache", a.cache_path, "cache database to store them in (default: the user cache)");
   app.add_flag("--print-heads", a.print_heads, "print every head's threshold, recall and sparsity");
-  app.add_option("--device", a.device);
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--device", a.device, "GPU ordinal (default 0)")->check(tools::int_range(0));
+  if (auto rc = tools::parse_command_line(app, "vecattn-calibrate", argc, argv)) return *rc;
   if ((sparsity >= 0) == (recall >= 0)) {
     std::fprintf(stderr, "vecattn-calibrate: give exactly one of --target-sparsity and --target-recall\n");
     return kExitError;
   }
   if (sparsity >= 0) a.target_sparsity = sparsity;
   else a.target_recall = recall;
+  a.q_name_given = app.count("--q-name") > 0;
+  a.k_name_given = app.count("--k-name") > 0;
   try {
+    check_args(a);
     return run(a);
   } catch (const Error& e) {
     std::fprintf(stderr, "%svecattn-calibrate: %s\n%s", g_progress_line ? "\n" : "", e.what(), e.detail().empty() ? "" : (e.detail() + "\n").c_str());

@@ -26,23 +26,23 @@ PrefillParams params_of(const CalibrationOptions& o) {
   return p;
 }
 
+}  // namespace
+
 void check_options(const CalibrationOptions& o) {
-  if (o.rows < 1) throw Error(Status::invalid_argument, fmt::format("calibration: rows {} must be at least 1", o.rows));
+  if (o.rows < 1) throw Error(Status::invalid_argument, fmt::format("--rows {} must be at least 1", o.rows));
   if (!(o.bisect_recall > 0 && o.bisect_recall <= 1))
-    throw Error(Status::invalid_argument, fmt::format("calibration: bisect recall {} must be in (0, 1]", o.bisect_recall));
+    throw Error(Status::invalid_argument, fmt::format("--bisect-recall {} must be in (0, 1]", o.bisect_recall));
   if (o.bisect_steps < 0 || o.bisect_steps > 24)
-    throw Error(Status::invalid_argument, fmt::format("calibration: bisect steps {} must be in [0, 24]", o.bisect_steps));
+    throw Error(Status::invalid_argument, fmt::format("--bisect-steps {} must be in [0, 24]", o.bisect_steps));
   if (o.bisect_steps == 0 && o.extra.empty())
-    throw Error(Status::invalid_argument, "calibration: no bisection steps and no extra thresholds: nothing to measure");
+    throw Error(Status::invalid_argument, "--bisect-steps 0 and no --extra thresholds: nothing to measure");
   for (float t : o.extra)
     if (!(t > 0 && t <= 1))
-      throw Error(Status::invalid_argument, fmt::format("calibration: extra threshold {} must be in (0, 1]", t));
+      throw Error(Status::invalid_argument, fmt::format("--extra: threshold {} must be in (0, 1]", t));
   for (float m : o.around)
     if (!(m > 0 && m < 100))
-      throw Error(Status::invalid_argument, fmt::format("calibration: gap multiple {} must be in (0, 100)", m));
+      throw Error(Status::invalid_argument, fmt::format("--around: gap multiple {} must be in (0, 100)", m));
 }
-
-}  // namespace
 
 LayerCalibrator::LayerCalibrator(Runtime& rt, const Tensor& q, const Tensor& k, const CalibrationOptions& o)
     : rt_(rt), q_(q), k_(k), o_(o) {

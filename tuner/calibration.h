@@ -32,6 +32,11 @@ struct CalibrationOptions {
   std::string describe() const;
 };
 
+// Throws Error(invalid_argument) for options that cannot be measured, naming each by its
+// vecattn-calibrate flag (--rows, --bisect-recall, --bisect-steps, --extra, --around), so the
+// tool can check them before any GPU work. Pq, Bk and Gk are the runtime's to check.
+void check_options(const CalibrationOptions& o);
+
 // One measurement: every head's threshold, mean recall over its sampled rows (and batches), and
 // exact sparsity over all its rows (docs/semantics.md §6).
 struct LayerMeasure {
