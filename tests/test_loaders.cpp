@@ -123,8 +123,8 @@ TEST_CASE("vecattn-tune refuses flags its mode would drop, and values no kernel 
        "cannot create the folder"},
       {"--device 0,0", "GPU 0 is named twice"},
       {"--device 1,x", "--device '1,x'"},
-      {"--budget 0", "--budget: must be more than 0, not '0'"},
-      {"--threshold 0", "--threshold: must be in (0, 1], not '0'"},
+      {"--budget 0", "--budget: 0 must be in (0, 86400]"},
+      {"--threshold 0", "--threshold: 0 must be in (0, 1]"},
       {"--no-such-flag", "--no-such-flag"},
   };
   for (const Case& c : cases) {

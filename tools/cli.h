@@ -1,5 +1,5 @@
 #pragma once
-// What vecattn-bench and vecattn-calibrate share on their command lines: exit codes, CLI11
+// What the tools share on their command lines: exit codes, CLI11
 // validators whose messages read well, and the checks of flags and files that run before any
 // GPU work, each error naming the flag (Error(invalid_argument)).
 #include <CLI/CLI.hpp>
@@ -9,8 +9,7 @@
 
 namespace vecattn::tools {
 
-// 1: a bad command line, a bad input file or a failure; 2: no driver or no GPU. vecattn-tune
-// uses the same two.
+// 1: a bad command line, a bad input file or a failure; 2: no driver or no GPU.
 constexpr int kExitError = 1;
 constexpr int kExitNoGpu = 2;
 

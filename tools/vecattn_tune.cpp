@@ -30,13 +30,14 @@
 #include "tuner/presets.h"
 #include "tuner/search_space.h"
 #include "tuner/tuner.h"
+#include "tools/cli.h"
 
 namespace {
 
 using namespace vecattn;
 
-constexpr int kExitError = 1;
-constexpr int kExitNoGpu = 2;
+using tools::kExitError;
+using tools::kExitNoGpu;
 
 struct Args {
   std::vector<std::string> presets;
@@ -80,17 +81,13 @@ void refuse(const Args& a, std::initializer_list<const char*> flags, const std::
   refuse<std::initializer_list<const char*>>(a, flags, mode, why);
 }
 
-// CLI11's numeric validators print their limits as "0.000000 to 1.797693e+308": this one says
-// the range in words.
-CLI::Validator number_check(std::function<bool(double)> ok, const std::string& range) {
-  return CLI::Validator(
-      [ok, range](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double x = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end) return "must be a number " + range + ", not '" + text + "'";
-        return ok(x) ? std::string() : "must be " + range + ", not '" + text + "'";
-      },
-      range);
+// grid_keys leaves illegal combinations out, so a value no kernel takes would vanish unnoticed:
+// each is checked on its own, the error naming its flag.
+void check_grid(const tuner::KeyGrid& g) {
+  for (int pq : g.pq) tools::check_kernel_flags(pq, 16, 1, false);
+  for (int bk : g.bk) tools::check_kernel_flags(64, bk, 1, false);
+  for (int gk : g.gk) tools::check_kernel_flags(64, 16, gk, false);
+  for (int d : g.head_dim) tools::check_head_dim(d, fmt::format("--head-dim {}", d));
 }
 
 tuner::KeyGrid grid_from(const Args& a) {
@@ -461,7 +458,7 @@ int run(const Args& a) {
     refuse(a, {"--preset", "--pq", "--bk", "--gk", "--causal", "--kernel"}, "--aot-bundle", why);
     refuse(a, kTuneFlags, "--aot-bundle", why);
     refuse(a, {"--list", "--export", "--arch", "--db", "--cubin-dir"}, "--aot-bundle", why);
-    tuner::check_grid(grid_from(a));
+    check_grid(grid_from(a));
     return do_bundle(a);
   }
   if (a.has("--aot-archs")) throw Error(Status::invalid_argument, "--aot-archs names the archs of --aot-bundle: give both");
@@ -494,7 +491,7 @@ int run(const Args& a) {
     return kExitNoGpu;
   }
   const tuner::KeyGrid grid = grid_from(a);
-  tuner::check_grid(grid);
+  check_grid(grid);
   const std::vector<KernelKey> keys = tuner::grid_keys(grid, arch);
   if (keys.empty())
     throw Error(Status::invalid_argument,
@@ -538,12 +535,12 @@ int main(int argc, char** argv) {
                  "tuning inputs: synthetic (vertical pattern) or random (Gaussian: threshold 0.8 keeps ~27%, 0.9 ~7.5%)")
       ->check(CLI::IsMember({"synthetic", "random"}));
   app.add_option("--threshold", a.threshold, "selection threshold of the tuning inputs, in (0, 1]")
-      ->check(number_check([](double x) { return x > 0 && x <= 1; }, "in (0, 1]"));
+      ->check(tools::real_range(0, 1, /*open_low=*/true));
   app.add_option("--strong-fraction", a.strong_fraction,
                  "fraction of key columns on the vertical direction in the tuning inputs (sets the selection density)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--budget", a.budget, "seconds per key at most (> 0)")
-      ->check(number_check([](double x) { return x > 0; }, "more than 0"));
+  app.add_option("--budget", a.budget, "seconds per key at most, in (0, 86400]")
+      ->check(tools::real_range(0, 86400, /*open_low=*/true));
   app.add_option("--reps", a.reps, "timed runs per candidate (the median counts)")->check(CLI::Range(1, 1000));
   app.add_option("--threads", a.threads, "parallel NVRTC compiles (0 or unset: min(cores, 8))")->check(CLI::Range(0, 256));
   app.add_flag("--list", a.list, "list the keys that would be tuned, with their candidate counts, and exit");
@@ -556,12 +553,7 @@ int main(int argc, char** argv) {
                  "without a GPU: compile every shipped kernel variant of --aot-archs into this kernel bundle file");
   app.add_option("--aot-archs", a.aot_archs, "archs of the kernel bundle (sm_90a,sm_80)")->delimiter(',');
   app.add_flag("--json", a.json, "print the results as JSON instead of a table");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints the help, or the message naming the flag
-    return rc == 0 ? 0 : kExitError;
-  }
+  if (const auto rc = tools::parse_command_line(app, "vecattn-tune", argc, argv)) return *rc;
   for (const CLI::Option* o : app.get_options())
     if (o->count() > 0) a.given.push_back(o->get_name());
   try {

@@ -1,7 +1,5 @@
 #include "tuner/presets.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 
 #include "codegen/error.h"
@@ -17,23 +15,6 @@ KeyGrid preset(const std::string& name) {
     return g;
   }
   throw Error(Status::invalid_argument, "unknown preset '" + name + "': use vlm (causal) or dit (non-causal)");
-}
-
-void check_grid(const KeyGrid& g) {
-  // One known-good select key (it uses every field), changed one field at a time.
-  const KernelKey base{KernelKind::select, 64, 16, 16, 128, DType::bf16, "sm_80", false};
-  auto check = [&](const char* flag, const std::vector<int>& values, int KernelKey::*field) {
-    for (int v : values) {
-      KernelKey k = base;
-      k.*field = v;
-      if (const std::string why = why_invalid(k); !why.empty())
-        throw Error(Status::invalid_argument, fmt::format("{} {}: {}", flag, v, why));
-    }
-  };
-  check("--pq", g.pq, &KernelKey::pq);
-  check("--bk", g.bk, &KernelKey::bk);
-  check("--gk", g.gk, &KernelKey::gk);
-  check("--head-dim", g.head_dim, &KernelKey::head_dim);
 }
 
 std::vector<KernelKey> grid_keys(const KeyGrid& g, const std::string& arch) {

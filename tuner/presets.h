@@ -20,10 +20,6 @@ struct KeyGrid {
 // Throws Error(invalid_argument) for an unknown name.
 KeyGrid preset(const std::string& name);
 
-// Throws Error(invalid_argument) naming the flag (--pq, --bk, --gk, --head-dim) of a value no
-// kernel accepts: grid_keys leaves illegal combinations out, so a bad value would otherwise vanish.
-void check_grid(const KeyGrid& grid);
-
 // Every key the grid needs for an arch: select and sparse_attn per (pq, bk, gk, d, dtype, causal),
 // pool per (pq, d, dtype), dense_attn per (d, dtype, causal); illegal combinations left out.
 std::vector<KernelKey> grid_keys(const KeyGrid& grid, const std::string& arch);
