@@ -67,6 +67,8 @@ TEST_CASE("vecattn-bench: values out of range name the flag", "[bench][cli]") {
   check_rejected("--heads 32 --kv-heads 5", "--kv-heads 5 does not divide --heads 32 (GQA)");
   check_rejected("--attn-config bogus", "--attn-config: invalid tile config 'bogus'");
   check_rejected("--select-config bogus", "--select-config: invalid tile config 'bogus'");
+  check_rejected("--dense-config bogus", "--dense-config: invalid tile config 'bogus'");
+  check_rejected("--skip-dense --dense-config bn64-w16-s4-wgmma", "--dense-config has no effect with --skip-dense");
   CHECK(bench("--help").exit_code == 0);
 }
 
@@ -80,7 +82,8 @@ TEST_CASE("vecattn-bench: flags that would be ignored are rejected", "[bench][cl
   check_rejected("--thresholds-file t.json", "--thresholds-file needs --model");
   check_rejected("--thresholds-file t.json --model m --thresholds 0.9",
                  "--thresholds cannot be given with --thresholds-file");
-  for (const char* flag : {"--recall-rows 8", "--workspace-overhead", "--attn-config bn64-w4-s2-mma"}) {
+  for (const char* flag : {"--recall-rows 8", "--workspace-overhead", "--attn-config bn64-w4-s2-mma",
+                           "--dense-config bn64-w4-s2-mma"}) {
     check_rejected(std::string("--select-only ") + flag, "has no effect with --select-only");
   }
   for (const char* flag : {"--csv x.csv", "--json x.json", "--svg x.svg", "--peers p.csv"})

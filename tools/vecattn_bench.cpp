@@ -48,6 +48,7 @@ struct Args {
   bool skip_dense = false;
   bool workspace_overhead = false;
   std::string attn_config;
+  std::string dense_config;
   std::string select_config;
   std::string thresholds_file, model;
   int layer = 0;
@@ -276,15 +277,15 @@ int run(const Args& a, Inputs& files) {
   {
     ScopedContext scope(ctx);
     std::mt19937_64 rng(std::random_device{}());
+    // Pinned tile configs (a tuning experiment), one flag per kernel: a config that fits the sparse
+    // kernel need not fit the dense one (6 stages at Pq 64 leave the dense tile no room).
     if (!a.attn_config.empty()) {
-      // Pins one tile config for the attention keys this run launches (a tuning experiment).
-      const int d = int(a.head_dim);
-      for (bool sparse : {true, false}) {
-        if (!sparse && skip_dense) continue;
-        const KernelKey key = sparse ? rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, d, t, a.causal)
-                                     : rt.key(KernelKind::dense_attn, 0, 0, 0, d, t, a.causal);
-        rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
-      }
+      const KernelKey key = rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
+      rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
+    }
+    if (!a.dense_config.empty()) {
+      const KernelKey key = rt.key(KernelKind::dense_attn, 0, 0, 0, int(a.head_dim), t, a.causal);
+      rt.set_config(key, TileConfig::parse(key.kernel, a.dense_config));
     }
     if (!a.select_config.empty()) {
       const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
@@ -428,7 +429,7 @@ Inputs check_args(const CLI::App& app, Args& a) {
     reject({"--thresholds"}, "cannot be given with --thresholds-file: the file gives one threshold per q head");
   }
   if (a.select_only) {
-    reject({"--recall-rows", "--workspace-overhead", "--attn-config"},
+    reject({"--recall-rows", "--workspace-overhead", "--attn-config", "--dense-config"},
            "has no effect with --select-only (no attention runs)");
     // The files hold prefill and dense rows; the selection's timings have no row there.
     reject({"--csv", "--json", "--svg"}, "cannot be given with --select-only: its timings are printed, not written");
@@ -437,7 +438,9 @@ Inputs check_args(const CLI::App& app, Args& a) {
   }
   if (a.seq_lens.empty()) bad("--seq-len: give at least one length");
   if (a.thresholds.empty()) bad("--thresholds: give at least one threshold");
+  if (a.skip_dense) reject({"--dense-config"}, "has no effect with --skip-dense (dense attention does not run)");
   for (auto [flag, text, kind] : {std::tuple{"--attn-config", &a.attn_config, KernelKind::sparse_attn},
+                                  {"--dense-config", &a.dense_config, KernelKind::dense_attn},
                                   {"--select-config", &a.select_config, KernelKind::select}}) {
     if (text->empty()) continue;
     try {
@@ -538,8 +541,8 @@ int main(int argc, char** argv) {
   app.add_option("--recall-rows", a.recall_rows, "rows sampled for recall (0: skip)")
       ->check(tools::int_range(0, 1 << 24));
   app.add_flag("--skip-dense", a.skip_dense, "time only the prefill (no error or speedup against dense)");
-  app.add_option("--attn-config", a.attn_config,
-                 "pin this tile config (e.g. bn64-w12-s4-wgmma) for the sparse and dense attention keys");
+  app.add_option("--attn-config", a.attn_config, "pin this tile config (e.g. bn64-w16-s6-wgmma) for the sparse attention key");
+  app.add_option("--dense-config", a.dense_config, "pin this tile config (e.g. bn64-w16-s4-wgmma) for the dense attention key");
   app.add_flag("--workspace-overhead", a.workspace_overhead,
                "also time each prefill with a caller workspace against the stream-ordered one");
   app.add_option("--thresholds-file", a.thresholds_file,
