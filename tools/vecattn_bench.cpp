@@ -279,14 +279,16 @@ int run(const Args& a, Inputs& files) {
     std::mt19937_64 rng(std::random_device{}());
     // Pinned tile configs (a tuning experiment), one flag per kernel: a config that fits the sparse
     // kernel need not fit the dense one (6 stages at Pq 64 leave the dense tile no room).
-    if (!a.attn_config.empty()) {
-      const KernelKey key = rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
-      rt.set_config(key, TileConfig::parse(key.kernel, a.attn_config));
-    }
-    if (!a.dense_config.empty()) {
-      const KernelKey key = rt.key(KernelKind::dense_attn, 0, 0, 0, int(a.head_dim), t, a.causal);
-      rt.set_config(key, TileConfig::parse(key.kernel, a.dense_config));
-    }
+    auto pin = [&](const char* flag, const std::string& config, const KernelKey& key) {
+      if (config.empty()) return;
+      try {
+        rt.set_config(key, TileConfig::parse(key.kernel, config));
+      } catch (const Error& e) {  // legal only on a device: shared memory, arch
+        throw Error(e.status(), fmt::format("{} {} for {}: {}", flag, config, key.str(), e.what()));
+      }
+    };
+    pin("--attn-config", a.attn_config, rt.key(KernelKind::sparse_attn, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal));
+    pin("--dense-config", a.dense_config, rt.key(KernelKind::dense_attn, 0, 0, 0, int(a.head_dim), t, a.causal));
     if (!a.select_config.empty()) {
       const KernelKey key = rt.key(KernelKind::select, a.pq, a.bk, a.gk, int(a.head_dim), t, a.causal);
       rt.set_config(key, TileConfig::parse(key.kernel, a.select_config));
