@@ -225,22 +225,12 @@ std::vector<BenchRow> read_peers(const std::string& path, const Args& a) {
     for (std::string field; std::getline(ss, field, ',');) fields.push_back(field);
     if (fields.size() != 3) fail(fmt::format("{} fields", fields.size()));
     BenchRow r;
-    size_t used = 0;
-    try {
-      r.seq_len = std::stoll(fields[0], &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != fields[0].size() || r.seq_len <= 0)
+    // Whole fields only, as the tools' flag validators read numbers (tools/cli.cpp).
+    if (!CLI::detail::lexical_cast(fields[0], r.seq_len) || r.seq_len <= 0)
       fail(fmt::format("seq_len '{}' is not a positive integer", fields[0]));
     r.method = fields[1];
     if (r.method.empty()) fail("the method is empty");
-    try {
-      r.ms = std::stod(fields[2], &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != fields[2].size() || !(r.ms > 0) || !std::isfinite(r.ms))
+    if (!CLI::detail::lexical_cast(fields[2], r.ms) || !(r.ms > 0) || !std::isfinite(r.ms))
       fail(fmt::format("ms '{}' is not a positive number", fields[2]));
     const double S = double(r.seq_len);
     const double pairs = double(a.batch * a.heads) * (a.causal ? S * (S + 1) / 2 : S * S);

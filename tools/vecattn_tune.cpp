@@ -9,7 +9,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -66,19 +65,16 @@ struct Args {
   bool has(const std::string& flag) const { return std::find(given.begin(), given.end(), flag) != given.end(); }
 };
 
+using Flags = std::initializer_list<const char*>;
 // Flags that choose kernel keys, and flags that only a tune on a GPU uses.
-const char* const kKeyFlags[] = {"--preset", "--pq", "--bk", "--gk", "--head-dim", "--dtype", "--causal", "--kernel"};
-const char* const kTuneFlags[] = {"--device", "--seq-len", "--heads", "--input", "--threshold", "--strong-fraction",
-                                  "--budget", "--reps", "--json"};
+constexpr Flags kKeyFlags = {"--preset", "--pq", "--bk", "--gk", "--head-dim", "--dtype", "--causal", "--kernel"};
+constexpr Flags kTuneFlags = {"--device", "--seq-len", "--heads", "--input", "--threshold", "--strong-fraction",
+                              "--budget", "--reps", "--json"};
 
 // A mode that would drop a flag it does not use refuses it instead, naming both.
-template <class Flags>
-void refuse(const Args& a, const Flags& flags, const std::string& mode, const std::string& why) {
+void refuse(const Args& a, Flags flags, const std::string& mode, const std::string& why) {
   for (const char* f : flags)
     if (a.has(f)) throw Error(Status::invalid_argument, fmt::format("{} does not go with {}: {}", f, mode, why));
-}
-void refuse(const Args& a, std::initializer_list<const char*> flags, const std::string& mode, const std::string& why) {
-  refuse<std::initializer_list<const char*>>(a, flags, mode, why);
 }
 
 // grid_keys leaves illegal combinations out, so a value no kernel takes would vanish unnoticed:
@@ -225,19 +221,21 @@ int do_bundle(const Args& a) {
   if (a.aot_archs.empty()) throw Error(Status::invalid_argument, "--aot-bundle needs --aot-archs (e.g. sm_90a,sm_80)");
   std::vector<std::string> archs;  // all checked before minutes of compiling start
   for (const auto& arch_text : a.aot_archs) archs.push_back(parse_arch(arch_text));
-  const std::string tmp = a.aot_bundle + ".partial";
-  auto remove_partial = [&tmp] {
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(tmp + suffix, ec);
-  };
-  remove_partial();
-  struct Cleanup {
-    std::function<void()> f;
-    bool armed = true;
-    ~Cleanup() { if (armed) f(); }
-  } cleanup{remove_partial};
+  // The partial file and SQLite's companions go on every way out but the rename below.
+  struct Partial {
+    std::string path;
+    bool renamed = false;
+    void remove() const {
+      std::error_code ec;
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+    }
+    ~Partial() {
+      if (!renamed) remove();
+    }
+  } partial{a.aot_bundle + ".partial"};
+  const std::string& tmp = partial.path;
+  partial.remove();
   int failed = 0;
-  size_t total = 0;
   {
     auto db = std::shared_ptr<cache::Database>(cache::Database::open(tmp));
     CubinCache cubins(db);
@@ -252,7 +250,6 @@ int do_bundle(const Args& a) {
       if (variants.empty())
         throw Error(Status::invalid_argument,
                     fmt::format("--dtype / --head-dim leave no shipped variant of {}: no bundle written", arch));
-      total += variants.size();
       const auto t0 = std::chrono::steady_clock::now();
       const auto outcomes = cubins.get_many(variants, a.threads);
       size_t bytes = 0;
@@ -286,7 +283,7 @@ int do_bundle(const Args& a) {
     if (!ok) throw Error(Status::cache_error, fmt::format("{}: {}", tmp, why));
   }
   std::filesystem::rename(tmp, a.aot_bundle);
-  cleanup.armed = false;
+  partial.renamed = true;
   std::printf("wrote %s (%.1f MiB)\n", a.aot_bundle.c_str(), double(std::filesystem::file_size(a.aot_bundle)) / (1 << 20));
   return 0;
 }
@@ -467,12 +464,12 @@ int run(const Args& a) {
   if (a.has("--cubin-dir") && a.arch.empty())
     throw Error(Status::invalid_argument, "--cubin-dir goes with --arch (the offline compile writes the cubins)");
 
-  if (a.devices != "all") parse_devices(a.devices);  // its mistakes are named with or without a GPU
+  // A list of ordinals is checked with or without a GPU; "all" needs one to count.
+  std::vector<int> devices = a.devices == "all" ? std::vector<int>{} : parse_devices(a.devices);
   std::string arch = a.arch.empty() ? "" : parse_arch(a.arch);
   std::string why;
   const bool have_gpu = Driver::available(&why);
-  std::vector<int> devices;
-  if (have_gpu) devices = parse_devices(a.devices);
+  if (have_gpu && a.devices == "all") devices = parse_devices(a.devices);
   if (arch.empty() && have_gpu) arch = query_device(devices.front()).arch;
 
   // --export alone writes what the database holds; beside flags that choose keys or tuning inputs
